@@ -1,0 +1,1 @@
+"""Avatars from photos: capture, capture checks, fitting, measurements, body-model data."""

@@ -1,0 +1,77 @@
+"""The array backend: one code path for NumPy and CuPy.
+
+Public engine functions pick `xp` from their inputs once (`array_namespace`) and pass it on.
+`select_backend` decides where new arrays live: CuPy when a CUDA device is usable, NumPy otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import numpy as np
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_or_none() -> ModuleType | None:
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+        cupy.zeros(1).sum()  # a driver that imports but cannot run fails here, not later
+        return cupy
+    except Exception:  # no CuPy, no driver, no device: all mean "no GPU"
+        return None
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and a CUDA device runs a kernel."""
+    return _cupy_or_none() is not None
+
+
+def select_backend(device: str = "auto") -> ModuleType:
+    """The array module for `device`: `auto`, `cpu` or `gpu`.
+
+    `gpu` raises RuntimeError when no CUDA device is usable; `auto` falls back to NumPy.
+    """
+    if device == "cpu":
+        return np
+    if device not in ("auto", "gpu"):
+        raise ValueError(f"device must be auto, cpu or gpu, not {device!r}")
+    cp = _cupy_or_none()
+    if cp is None:
+        if device == "gpu":
+            raise RuntimeError("device 'gpu' asked for, but no CUDA device is usable through CuPy")
+        return np
+    return cp
+
+
+def array_namespace(*arrays) -> ModuleType:
+    """NumPy or CuPy, from the arrays given (NumPy when none is a CuPy array)."""
+    for a in arrays:
+        module = type(a).__module__
+        if module.startswith("cupy"):
+            return _cupy_or_none() or __import__("cupy")
+    return np
+
+
+def to_numpy(a) -> np.ndarray:
+    """A NumPy copy (or view) of a NumPy or CuPy array."""
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def scatter_add(target, indices, values) -> None:
+    """target[indices] += values in place, summing repeated indices (unlike `target[i] += v`).
+
+    target : (n, ...) array; indices : (k,) int array; values : (k, ...) array.
+    """
+    xp = array_namespace(target)
+    if xp is np:
+        np.add.at(target, indices, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, indices, values)
