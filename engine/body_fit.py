@@ -36,7 +36,7 @@ from engine.body_model import (
     shape_coefficients,
     skin,
 )
-from engine.rotations import matrix_to_rotvec, rotvec_to_matrix, skew
+from engine.rotations import left_jacobian_inverse, matrix_to_rotvec, rotvec_to_matrix, skew
 
 # Bones whose rotation is fitted: spine, neck, shoulders, arms, legs.
 FITTED_BONES = (
@@ -327,7 +327,9 @@ class _Problem:
             rows_r.append((rv / self.bone_sigma[:, None]).reshape(-1))
             J = np.zeros((rv.size, n_params))
             base = n_shape + v * per_view + 6
-            J[:, base : base + rv.size] = np.diag(np.repeat(1.0 / self.bone_sigma, 3))
+            Jl = to_numpy(left_jacobian_inverse(xp.asarray(rv))) / self.bone_sigma[:, None, None]
+            for k in range(len(self.bones)):
+                J[3 * k : 3 * k + 3, base + 3 * k : base + 3 * k + 3] = Jl[k]
             rows_J.append(J)
 
         for v, view in enumerate(self.views):

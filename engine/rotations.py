@@ -57,3 +57,18 @@ def special_procrustes(M):
     d = xp.where(d == 0, 1.0, d)
     U = xp.concatenate([U[..., :2], U[..., 2:] * d[..., None, None]], -1)
     return U @ Vt
+
+
+def left_jacobian_inverse(rotvec):
+    """d rotvec(exp(delta) R) / d delta at delta = 0, for R = exp(rotvec): (..., 3) -> (..., 3, 3).
+
+    The inverse left Jacobian of SO(3): I - K/2 + (1/theta^2 - (1 + cos theta) / (2 theta sin theta)) K^2.
+    """
+    xp = array_namespace(rotvec)
+    theta = xp.linalg.norm(rotvec, axis=-1)[..., None, None]
+    small = theta < 1e-4
+    safe = xp.where(small, 1.0, theta)
+    c = xp.where(small, 1.0 / 12.0, 1.0 / safe**2 - (1.0 + xp.cos(safe)) / (2.0 * safe * xp.sin(safe)))
+    K = skew(rotvec)
+    eye = xp.broadcast_to(xp.eye(3, dtype=rotvec.dtype), K.shape)
+    return eye - 0.5 * K + c * (K @ K)
