@@ -69,8 +69,8 @@ def scatter_add(target, indices, values) -> None:
     target : (n, ...) array; indices : (k,) int array; values : (k, ...) array.
     """
     xp = array_namespace(target)
-    if xp is np:
-        np.add.at(target, indices, values)
+    if xp is np or hasattr(xp.add, "at"):  # CuPy 13+ has ufunc.at; cupyx.scatter_add is deprecated there
+        xp.add.at(target, indices, values)
     else:
         import cupyx
 
