@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from engine.backend import to_numpy
+from engine.backend import scatter_add, to_numpy
 from engine.body_model import (
     BodyModel,
     RestShape,
@@ -127,9 +127,9 @@ class FitSettings:
     stature_sigma_m: float = 0.002
     phenotype_sigma: float = 0.6
     local_change_sigma: float = 0.35
-    max_rim_points: int = 700
-    pose_iterations: int = 8
-    full_iterations: int = 18
+    max_rim_points: int = 400
+    pose_iterations: int = 5
+    full_iterations: int = 10
     tolerance: float = 1e-4
 
 
@@ -193,40 +193,37 @@ def mean_shape(model: BodyModel, gender: float = 0.5) -> np.ndarray:
 
 
 def keypoint_influences(model: BodyModel):
-    """Each keypoint as a skinned point of its own: bones (P, Jk), weights (P, Jk), rest offsets.
+    """Each keypoint as a skinned point of its own, with one rest position per bone it follows.
 
     A keypoint regressed from skinned vertices, k = sum_i r_i sum_b w_ib (S_b v_i + t_b), equals
     sum_b c_b (S_b u_b + t_b) with c_b = sum_i r_i w_ib and u_b = sum_i r_i w_ib v_i / c_b, and u_b
-    is linear in the blendshape coefficients. So keypoints cost a few influences each instead of
-    their whole regression support. Returns (bones, weights, u0 (P, Jk, 3), u_blend (K, P, Jk, 3)),
-    host arrays.
+    is linear in the blendshape coefficients. So a keypoint costs one row per bone it follows
+    instead of its whole regression support. Returns host arrays over the N (keypoint, bone) pairs:
+    keypoint (N,), bone (N,), weight c (N,), rest position u0 (N, 3) and its blendshapes (K, N, 3).
     """
     reg = to_numpy(model.keypoint_regressor).astype(np.float64)
     wts = to_numpy(model.bone_weights).astype(np.float64)
     idx = to_numpy(model.bone_indices)
     P, V = reg.shape
-    B = model.n_bones
-    c = np.zeros((P, B))
+    B, J = model.n_bones, idx.shape[1]
     p_ids, v_ids = np.nonzero(reg > 0)
-    rw = reg[p_ids, v_ids][:, None] * wts[v_ids]  # (pairs, J)
-    np.add.at(c, (np.repeat(p_ids, idx.shape[1]), idx[v_ids].reshape(-1)), rw.reshape(-1))
-    Jk = int((c > 1e-9).sum(1).max())
-    bones = np.argsort(-c, axis=1)[:, :Jk]
-    weights = np.take_along_axis(c, bones, 1)
+    c = np.zeros((P, B))
+    np.add.at(c, (np.repeat(p_ids, J), idx[v_ids].reshape(-1)), (reg[p_ids, v_ids][:, None] * wts[v_ids]).reshape(-1))
+    pair_p, pair_b = np.nonzero(c > 1e-9)
     slot = np.full((P, B), -1)
-    np.put_along_axis(slot, bones, np.arange(Jk)[None].repeat(P, 0), 1)
-    target = slot[np.repeat(p_ids, idx.shape[1]), idx[v_ids].reshape(-1)]
-    rows = np.repeat(p_ids, idx.shape[1])
-    keep = target >= 0
-    # Dense (P * Jk, V) coefficients: one matrix product then serves the template and every blendshape.
-    coef = np.zeros((P * Jk, V))
-    np.add.at(coef, (rows[keep] * Jk + target[keep], np.repeat(v_ids, idx.shape[1])[keep]), rw.reshape(-1)[keep])
+    slot[pair_p, pair_b] = np.arange(len(pair_p))
+    rows = slot[np.repeat(p_ids, J), idx[v_ids].reshape(-1)]
+    keep = rows >= 0
+    # Dense (N, V) coefficients: one matrix product serves the template and every blendshape.
+    coef = np.zeros((len(pair_p), V))
+    np.add.at(coef, (rows[keep], np.repeat(v_ids, J)[keep]), (reg[p_ids, v_ids][:, None] * wts[v_ids]).reshape(-1)[keep])
+    weight = c[pair_p, pair_b]
     tv = to_numpy(model.template_vertices).astype(np.float64)
     bs = to_numpy(model.blendshapes)
-    u0 = coef @ tv
-    ub = (coef.astype(np.float32) @ bs.transpose(1, 0, 2).reshape(V, -1)).reshape(P * Jk, -1, 3).transpose(1, 0, 2)
-    safe = np.where(weights > 0, weights, 1.0).reshape(-1, 1)
-    return bones, weights, (u0 / safe).reshape(P, Jk, 3), (ub.astype(np.float64) / safe[None]).reshape(-1, P, Jk, 3)
+    K = bs.shape[0]
+    u0 = coef @ tv / weight[:, None]
+    ub = (coef.astype(np.float32) @ bs.transpose(1, 0, 2).reshape(V, -1)).reshape(-1, K, 3).transpose(1, 0, 2)
+    return pair_p, pair_b, weight, u0, ub.astype(np.float64) / weight[None, :, None]
 
 
 _INFLUENCES: dict = {}
@@ -257,7 +254,14 @@ class _Problem:
         self.subtree = xp.asarray(sub)  # (fitted bone, bone): is the bone in the fitted bone's subtree
         if id(model) not in _INFLUENCES:
             _INFLUENCES[id(model)] = tuple(xp.asarray(a) for a in keypoint_influences(model))
-        self.kp_bones, self.kp_weights, self.kp_u0, self.kp_ublend = _INFLUENCES[id(model)]
+        kp, kb, kw, self.kp_u0, self.kp_ublend = _INFLUENCES[id(model)]
+        self.kp_bone = kb
+        # (P, N) sums weighted pair rows into keypoints; (C, P, N) keeps the pairs in a fitted bone's subtree.
+        agg = np.zeros((len(model.keypoint_labels), len(kp)))
+        agg[to_numpy(kp), np.arange(len(kp))] = to_numpy(kw)
+        self.kp_agg = xp.asarray(agg)
+        self.kp_agg_sub = self.kp_agg[None] * self.subtree[:, kb].astype(np.float64)[:, None, :]
+        self.par = np.where(model.parents < 0, 0, model.parents)
         labels = model.keypoint_labels
         self.hips = (labels.index("left_hip"), labels.index("right_hip"))
         self.use_silhouette = False
@@ -294,6 +298,12 @@ class _Problem:
                 self.rims.append(np.zeros(0, np.int64))
                 continue
             self.rims.append(_rim_vertices(xp, X, self.model.faces, view, self.cfg.max_rim_points))
+        # The rim's rest positions and blendshapes, gathered once per selection.
+        m = self.model
+        self.rim_rest = [
+            (m.template_vertices[xp.asarray(r)].astype(np.float64), m.blendshapes[:, xp.asarray(r)].astype(np.float64))
+            for r in self.rims
+        ]
 
     def residuals(self, state, jacobian: bool):
         """The residual vector r and (when asked) the Jacobian J, both host float64 arrays."""
@@ -344,64 +354,77 @@ class _Problem:
         return (r, np.concatenate(rows_J)) if jacobian else (r, None)
 
     def _points(self, state, v, coeffs, dcoeffs, rim, jacobian):
-        """Keypoints (P, 3) then rim vertices (n, 3) in the camera frame, and d/d(shape, view params)."""
+        """Keypoints (P, 3) then rim vertices (n, 3) in the camera frame, with d/d(shape, view params).
+
+        A rim vertex follows its J bones from one rest position; a keypoint is a weighted sum of
+        (keypoint, bone) pair rows, each with a rest position of its own (`keypoint_influences`).
+        """
         m, xp = self.model, self.xp
+        B = m.n_bones
         ids = xp.asarray(rim)
-        rest = rest_shape(m, coeffs, vertex_ids=ids)
+        rest = rest_shape(m, coeffs, vertex_ids=xp.arange(0))
+        if len(rim):
+            template, blend = self.rim_rest[v]
+            vr = template + xp.tensordot(coeffs, blend, axes=(0, 0))
+        else:
+            vr, blend = xp.zeros((0, 3)), xp.zeros((len(coeffs), 0, 3))
         posed = forward_kinematics(m, rest, xp.asarray(state["poses"][v]), xp.zeros(3))
         Rg = xp.asarray(state["placements"][v][0])
         tg = xp.asarray(state["placements"][v][1])
-        # Influences: keypoints (P, Jk) with their own rest offsets, rim vertices (n, J).
-        ukp = self.kp_u0 + xp.tensordot(coeffs, self.kp_ublend, axes=(0, 0))
-        groups = [(self.kp_bones, self.kp_weights, ukp)]
-        if len(rim):
-            vr = rest.vertices.astype(np.float64)
-            groups.append((m.bone_indices[ids], m.bone_weights[ids].astype(np.float64), xp.broadcast_to(vr[:, None], (len(rim), m.bone_indices.shape[1], 3))))
-        X_parts, dX_parts = [], []
-        n_shape = len(self.free_shape)
-        if jacobian:
-            dh = xp.einsum("kbd,ks->bds", m.head_blendshapes, dcoeffs)
-            U, R = m.reference_orientations, rest.orientations
-            dR = _procrustes_derivative(xp, R, m.template_orientation, m.orientation_blendshapes, coeffs, dcoeffs)
-            A = U @ xp.swapaxes(R, -1, -2)
-            A[0] = xp.eye(3)
-            dA = xp.einsum("bij,bkjs->biks", U, dR)  # d(U R^T) = U dR^T
-            dA[0] = 0.0
-            par = np.where(m.parents < 0, 0, m.parents)
-            dw = xp.zeros_like(dh)
-            for level in m.levels[1:]:
-                p = par[level]
-                arm = rest.heads[level] - rest.heads[p]
-                dq = xp.einsum("bij,bjs->bis", A[p], dh[level] - dh[p]) + xp.einsum("bijs,bj->bis", dA[p], arm)
-                dw[level] = dw[p] + xp.einsum("bij,bjs->bis", posed.aligned[p], dq)
-            dS = xp.einsum("bij,bjk,blks->bils", posed.aligned, U, dR)  # S = G U R^T
-            du_kp = xp.einsum("kpjd,ks->pjds", self.kp_ublend, dcoeffs)
-            du_groups = [du_kp]
-            if len(rim):
-                dv = xp.tensordot(m.blendshapes[:, ids].astype(np.float64), dcoeffs, axes=(0, 0))  # (n, 3, S)
-                du_groups.append(xp.broadcast_to(dv[:, None], (len(rim), m.bone_indices.shape[1], 3, n_shape)))
         S, t = posed.rotations, posed.translations
-        for g, (idx, wts, u) in enumerate(groups):
-            xb = xp.einsum("njab,njb->nja", S[idx], u) + t[idx]  # (n, J, 3)
-            X = xp.einsum("nj,nja->na", wts, xb) @ Rg.T + tg
-            X_parts.append(X)
-            if not jacobian:
-                continue
+        kb = self.kp_bone
+        uk = self.kp_u0 + xp.tensordot(coeffs, self.kp_ublend, axes=(0, 0))  # (N, 3)
+        xbk = xp.einsum("nab,nb->na", S[kb], uk) + t[kb]
+        idx = m.bone_indices[ids]
+        wv = m.bone_weights[ids].astype(np.float64)
+        xbv = xp.einsum("njab,nb->nja", S[idx], vr) + t[idx]  # (n, J, 3)
+        X_parts = [self.kp_agg @ xbk @ Rg.T + tg, xp.einsum("nj,nja->na", wv, xbv) @ Rg.T + tg]
+        if not jacobian:
+            return X_parts, None
+
+        n_shape = len(self.free_shape)
+        par = self.par
+        dh = xp.einsum("kbd,ks->bds", m.head_blendshapes, dcoeffs)
+        U, R = m.reference_orientations, rest.orientations
+        dR = _procrustes_derivative(xp, R, m.template_orientation, m.orientation_blendshapes, coeffs, dcoeffs)
+        A = U @ xp.swapaxes(R, -1, -2)
+        A[0] = xp.eye(3)
+        dA = xp.einsum("bij,bkjs->biks", U, dR)  # d(U R^T) = U dR^T
+        dA[0] = 0.0
+        dw = xp.zeros_like(dh)
+        for level in m.levels[1:]:
+            p = par[level]
+            arm = rest.heads[level] - rest.heads[p]
+            dq = xp.einsum("bij,bjs->bis", A[p], dh[level] - dh[p]) + xp.einsum("bijs,bj->bis", dA[p], arm)
+            dw[level] = dw[p] + xp.einsum("bij,bjs->bis", posed.aligned[p], dq)
+        dS = xp.einsum("bij,bjk,blks->bils", posed.aligned, U, dR)  # S = G U R^T
+        # d(S_b (u - h_b) + w_b) = S_b du + dS_b u + [dw_b - S_b dh_b - dS_b h_b]; the bracket is per bone.
+        Cb = dw - S @ dh - xp.einsum("bijs,bj->bis", dS, rest.heads)
+        duk = xp.tensordot(self.kp_ublend, dcoeffs, axes=(0, 0))  # (N, 3, S)
+        dxbk = S[kb] @ duk + xp.einsum("nijs,nj->nis", dS[kb], uk) + Cb[kb]
+        dxk = xp.tensordot(self.kp_agg, dxbk, axes=(1, 0))
+        Wv = _dense_weights(xp, idx, wv, B)
+        Mv = (Wv @ S.reshape(B, 9)).reshape(-1, 3, 3)
+        dv = xp.tensordot(blend, dcoeffs, axes=(0, 0))  # (n, 3, S)
+        dxv = (
+            Mv @ dv
+            + xp.einsum("nijs,nj->nis", (Wv @ dS.reshape(B, -1)).reshape(-1, 3, 3, n_shape), vr)
+            + (Wv @ Cb.reshape(B, -1)).reshape(-1, 3, n_shape)
+        )
+        # Bone columns: a turn of fitted bone c moves what its subtree carries about its posed head.
+        heads_c = posed.heads[self.bones]  # (C, 3)
+        lever_k = self.kp_agg_sub @ xbk - self.kp_agg_sub.sum(2)[..., None] * heads_c[:, None]
+        wsub = wv[None] * self.subtree.astype(np.float64)[:, idx]  # (C, n, J)
+        lever_v = xp.einsum("cnj,nja->cna", wsub, xbv) - wsub.sum(2)[..., None] * heads_c[:, None]
+        Gp = posed.aligned[par[self.bones]]  # (C, 3, 3)
+        dX_parts = []
+        for X, dx, lever in ((X_parts[0], dxk, lever_k), (X_parts[1], dxv, lever_v)):
             dX = xp.zeros((len(X), 3, n_shape + 6 + 3 * len(self.bones)))
-            lever0 = u - rest.heads[idx]
-            dxb = (
-                S[idx] @ (du_groups[g] - dh[idx])
-                + xp.einsum("njabs,njb->njas", dS[idx], lever0)
-                + dw[idx]
-            )
-            dX[:, :, :n_shape] = xp.einsum("ab,nbs->nas", Rg, xp.einsum("nj,njas->nas", wts, dxb))
+            dX[:, :, :n_shape] = xp.einsum("ab,nbs->nas", Rg, dx)
             dX[:, :, n_shape : n_shape + 3] = -skew(X - tg)
             dX[:, :, n_shape + 3 : n_shape + 6] = xp.eye(3)
-            for k, c in enumerate(self.bones):
-                wk = wts * self.subtree[k][idx]
-                lever = xp.einsum("nj,nja->na", wk, xb) - wk.sum(1)[:, None] * posed.heads[c]
-                p = par[c]
-                dX[:, :, n_shape + 6 + 3 * k : n_shape + 9 + 3 * k] = Rg @ (-skew(lever)) @ posed.aligned[p]
+            turn = Rg @ (-skew(lever)) @ Gp[:, None]  # (C, n, 3, 3)
+            dX[:, :, n_shape + 6 :] = xp.moveaxis(turn, 0, 2).reshape(len(X), 3, 3 * len(self.bones))
             dX_parts.append(dX)
         return X_parts, dX_parts
 
@@ -454,7 +477,7 @@ class _Problem:
             err = to_numpy(xp.linalg.norm(_project(xp, Xs[0], view.focal_px, centre) - xp.asarray(view.keypoints_px), axis=1))
             good = view.keypoint_weights > 0.5
             kp_err.append(float(np.median(err[good])) if good.any() else float("nan"))
-            if len(Xs) > 1 and view.sdf is not None:
+            if len(self.rims[v]) and view.sdf is not None:
                 sdf = _sample_sdf(xp, view.sdf, _project(xp, Xs[1], view.focal_px, centre))[0]
                 sil_err.append(float(np.median(np.abs(to_numpy(sdf)))))
             else:
@@ -475,6 +498,15 @@ def _project_jacobian(xp, P, dP, f):
     du = f / z[:, None] * dP[:, 0] - (f * P[:, 0] / z**2)[:, None] * dz
     dv = -f / z[:, None] * dP[:, 1] + (f * P[:, 1] / z**2)[:, None] * dz
     return xp.stack([du, dv], 1)
+
+
+def _dense_weights(xp, indices, weights, n_bones):
+    """Dense skinning weights (n, B) from per-vertex bone indices and weights (n, J)."""
+    n = indices.shape[0]
+    W = xp.zeros((n, n_bones))
+    rows = xp.repeat(xp.arange(n), indices.shape[1])
+    scatter_add(W, (rows, indices.reshape(-1)), weights.reshape(-1))
+    return W
 
 
 def _procrustes_derivative(xp, R, M0, dM_blend, coeffs, dcoeffs):
@@ -562,8 +594,6 @@ def _rim_vertices(xp, X, faces, view: ViewObservation, max_points: int):
 
 def _vertex_normals(xp, X, faces, face_normals):
     """Area-weighted vertex normals (V, 3), unit length."""
-    from engine.backend import scatter_add
-
     n = xp.zeros_like(X)
     for k in range(3):
         scatter_add(n, faces[:, k], face_normals)
