@@ -120,6 +120,11 @@ class FitSettings:
     """Weights (one over the standard deviation of each term) and iteration budget."""
 
     keypoint_sigma_px: float = 6.0
+    # Once the silhouette is in, keypoints mostly pose the body: detector landmarks and the model's
+    # keypoints differ by some pixels in meaning (hips, feet), which must not bend the shape.
+    keypoint_sigma_full_px: float = 6.0
+    # While only keypoints are fitted, the shape stays near the mean except its height.
+    pose_phase_shape_scale: float = 0.05
     keypoint_huber_px: float = 20.0
     keypoint3d_sigma_m: float = 0.05
     silhouette_sigma_px: float = 2.5
@@ -242,7 +247,9 @@ class _Problem:
         self.bones = np.array([model.bone(b) for b in FITTED_BONES])
         self.bone_sigma = np.array([BONE_PRIOR_RAD.get(b, DEFAULT_BONE_PRIOR_RAD) for b in FITTED_BONES])
         n_ph = len(model.phenotype_labels)
-        self.shape_sigma = np.where(self.free_shape < n_ph, settings.phenotype_sigma, settings.local_change_sigma)
+        self.shape_sigma0 = np.where(self.free_shape < n_ph, settings.phenotype_sigma, settings.local_change_sigma)
+        self.height_index = model.phenotype_labels.index("height")
+        self.set_phase("pose")
         B = model.n_bones
         sub = np.zeros((len(self.bones), B), bool)
         for k, c in enumerate(self.bones):
@@ -267,6 +274,14 @@ class _Problem:
         self.use_silhouette = False
         self.rims = [np.zeros(0, np.int64) for _ in views]
         self.extreme = (0, 0)
+
+    def set_phase(self, phase: str):
+        """'pose': keypoints only, shape held near the mean but for its height; 'full': everything."""
+        cfg = self.cfg
+        self.use_silhouette = phase == "full"
+        self.kp_sigma = cfg.keypoint_sigma_full_px if phase == "full" else cfg.keypoint_sigma_px
+        scale = np.where(self.free_shape == self.height_index, 1.0, cfg.pose_phase_shape_scale)
+        self.shape_sigma = self.shape_sigma0 * (1.0 if phase == "full" else scale)
 
     def layout(self):
         """(number of shape parameters, parameters per view, all parameters)."""
@@ -438,8 +453,8 @@ class _Problem:
         centre = (view.image_size[0] / 2.0, view.image_size[1] / 2.0)
         uv = _project(xp, K, f, centre)
         w2 = xp.asarray(view.keypoint_weights)
-        res2 = (uv - xp.asarray(view.keypoints_px)) / cfg.keypoint_sigma_px
-        hub2 = _huber_weights(xp, xp.linalg.norm(res2, axis=1) * cfg.keypoint_sigma_px, cfg.keypoint_huber_px)
+        res2 = (uv - xp.asarray(view.keypoints_px)) / self.kp_sigma
+        hub2 = _huber_weights(xp, xp.linalg.norm(res2, axis=1) * self.kp_sigma, cfg.keypoint_huber_px)
         s2 = xp.sqrt(w2 * hub2)[:, None]
         blocks_r = [(res2 * s2).reshape(-1)]
         if view.keypoints_3d is not None:
@@ -457,7 +472,7 @@ class _Problem:
             return r, None
         dK = dXs[0]
         cols = dK.shape[2]
-        blocks_J = [(_project_jacobian(xp, K, dK, f) / cfg.keypoint_sigma_px * s2[:, :, None]).reshape(-1, cols)]
+        blocks_J = [(_project_jacobian(xp, K, dK, f) / self.kp_sigma * s2[:, :, None]).reshape(-1, cols)]
         if view.keypoints_3d is not None:
             dmid = (dK[self.hips[0]] + dK[self.hips[1]]) / 2.0
             blocks_J.append(((dK - dmid) / cfg.keypoint3d_sigma_m * w3[:, :, None]).reshape(-1, cols))
@@ -647,7 +662,7 @@ def fit_body(
     iterations = 0
     converged = False
     for phase, n_iter in (("pose", cfg.pose_iterations), ("full", cfg.full_iterations)):
-        problem.use_silhouette = phase == "full"
+        problem.set_phase(phase)
         lam = 1e-3
         for it in range(n_iter):
             if problem.use_silhouette and it % 3 == 0:
