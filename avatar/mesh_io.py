@@ -1,0 +1,284 @@
+"""Body meshes on disk: read a body in Anny's topology from .obj or .glb, write .obj.
+
+Measuring needs the vertices in Anny's order, so readers never merge, split or reorder them:
+
+* OBJ: the `v` lines, in file order (what any exporter writes; a loader that splits vertices at
+  texture seams would change the count). Faces are not read: the topology is the model's.
+* GLB: the POSITION accessor of the file's first mesh (its first primitive), read by trimesh with
+  `process=False`, moved by the world transform of the first node that shows it (glTF ignores
+  the node transform of a skinned mesh, and fitroom's skinned avatars put that node at the root
+  untransformed, so the rule is the same for them).
+
+Frames. fitroom's world frame is metres, +Y up, facing +Z (glTF's); bodies exported by the `anny`
+package itself are Z up, facing -Y. `frame="auto"` (the default) recognises the frame from the
+body itself: since the vertex order is Anny's, the rotation that best aligns the body with the
+model's template (Kabsch, after centring) tells where up and front are; it is snapped to the
+nearest axis permutation (any of the 24 right-handed ones, Anny's frame included), so a body that
+leans or twists a little is not straightened. `frame="world"` or `"anny"` forces a frame.
+Positions must be in metres (glTF's unit; OBJ has none, and Anny writes metres): a body outside
+0.3 to 3 m tall is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.backend import to_numpy
+from engine.body_model import BodyModel
+from fitroom.errors import FitroomError
+
+__all__ = [
+    "FRAMES",
+    "SUPPORTED_SUFFIXES",
+    "read_mesh_vertices",
+    "read_body_mesh",
+    "frame_rotation",
+    "write_obj",
+]
+
+SUPPORTED_SUFFIXES = (".obj", ".glb")
+FRAMES = ("auto", "world", "anny")
+
+# Anny frame -> world frame, (x, y, z) -> (x, z, -y); the same as avatar.body_model_data.ANNY_TO_WORLD
+# (repeated here so that reading a mesh never imports the converter).
+ANNY_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def _axis_rotations() -> np.ndarray:
+    """The 24 signed permutation matrices with determinant +1, (24, 3, 3)."""
+    out = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            R = np.zeros((3, 3))
+            R[np.arange(3), perm] = signs
+            if np.linalg.det(R) > 0:
+                out.append(R)
+    return np.array(out)
+
+
+_AXIS_ROTATIONS = _axis_rotations()
+
+
+def _read_obj_vertices(path: Path) -> np.ndarray:
+    rows = []
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("v ") or line.startswith("v\t"):
+                parts = line.split()
+                if len(parts) < 4:
+                    raise ValueError(f"vertex line with fewer than 3 coordinates: {line.strip()[:60]!r}")
+                rows.append(parts[1:4])
+    if not rows:
+        raise ValueError("no vertex ('v') lines")
+    return np.array(rows, dtype=np.float64)
+
+
+def _read_glb_vertices(path: Path) -> np.ndarray:
+    import trimesh
+
+    scene = trimesh.load(str(path), file_type="glb", process=False, maintain_order=True)
+    if not isinstance(scene, trimesh.Scene):
+        return np.asarray(scene.vertices, dtype=np.float64)
+    if not scene.geometry:
+        raise ValueError("no mesh in the file")
+    name = next(iter(scene.geometry))  # in file order: the first mesh's first primitive
+    vertices = np.asarray(scene.geometry[name].vertices, dtype=np.float64)
+    nodes = scene.graph.geometry_nodes.get(name, [])
+    if nodes:
+        matrix = np.asarray(scene.graph.get(nodes[0])[0], dtype=np.float64)
+        vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
+    return vertices
+
+
+def read_mesh_vertices(path) -> np.ndarray:
+    """The vertices of a mesh file in their stored order and the file's own frame.
+
+    Parameters
+    ----------
+    path : str or Path
+        An .obj or .glb file.
+
+    Returns
+    -------
+    vertices : (n, 3) float64
+        OBJ: the `v` lines; GLB: the first mesh's POSITION accessor with its node's transform.
+
+    Raises
+    ------
+    FitroomError
+        `unsupported_mesh_format` for another extension, `mesh_not_found`, `unreadable_mesh`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise FitroomError(
+            "unsupported_mesh_format",
+            f"{path.name}: body meshes are read from .obj or .glb files, not {suffix or 'files without an extension'}.",
+        )
+    if not path.is_file():
+        raise FitroomError("mesh_not_found", f"There is no file {path}.")
+    try:
+        vertices = _read_obj_vertices(path) if suffix == ".obj" else _read_glb_vertices(path)
+    except FitroomError:
+        raise
+    except Exception as e:  # parsers raise many kinds; all mean the same to the user
+        raise FitroomError("unreadable_mesh", f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
+        raise FitroomError("unreadable_mesh", f"{path.name} holds no 3D vertex positions.")
+    if not np.all(np.isfinite(vertices)):
+        raise FitroomError("unreadable_mesh", f"{path.name} has NaN or infinite vertex positions.")
+    return vertices
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation R (3, 3) minimising |a R^T - b| for centred point sets a, b (n, 3)."""
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    return (u @ np.diag([1.0, 1.0, d]) @ vt).T
+
+
+def frame_rotation(vertices, model: BodyModel) -> np.ndarray:
+    """The axis rotation that takes a body in Anny's topology into the world frame.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+        A body in Anny's vertex order, in any axis-aligned frame (metres).
+    model : BodyModel
+        The model; its template (world frame) is the reference.
+
+    Returns
+    -------
+    R : (3, 3) float64
+        A signed permutation matrix (det +1) with `vertices @ R.T` in the world frame: the
+        identity for world-frame bodies, `ANNY_TO_WORLD` for bodies in Anny's own frame.
+    """
+    v = np.asarray(to_numpy(vertices), dtype=np.float64)
+    t = to_numpy(model.template_vertices).astype(np.float64)
+    a, b = v - v.mean(axis=0), t - t.mean(axis=0)
+    R = _kabsch(a, b)
+    # The axis rotation nearest to the best fit (largest trace of R_axis^T R).
+    return _AXIS_ROTATIONS[int(np.argmax(np.einsum("kij,ij->k", _AXIS_ROTATIONS, R)))].copy()
+
+
+def _check_anny_body(v: np.ndarray, model: BodyModel, name: str) -> None:
+    """Refuses bodies whose size or vertex order is not an Anny body's (after rotation to world).
+
+    The order is checked through the mesh's edges: in Anny's order each edge of the model's
+    triangles joins neighbouring points, a centimetre or so apart in any pose and shape; the same
+    number of vertices in another order makes most "edges" span the body.
+    """
+    height = float(v[:, 1].max() - v[:, 1].min())
+    if not 0.3 <= height <= 3.0:
+        raise FitroomError(
+            "bad_units",
+            f"{name}: the body is {height:.3g} units tall; positions must be in metres (a body 0.3 to 3 m tall).",
+        )
+    faces = to_numpy(model.faces).astype(np.int64)
+    t = to_numpy(model.template_vertices).astype(np.float64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    length = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)
+    reference = np.linalg.norm(t[edges[:, 0]] - t[edges[:, 1]], axis=1)
+    t_height = float(t[:, 1].max() - t[:, 1].min())
+    ratio = np.median(length / np.maximum(reference, 1e-9)) * t_height / height
+    if not 0.5 < ratio < 2.0:
+        raise FitroomError(
+            "wrong_topology",
+            f"{name} has Anny's vertex count but not its vertex order (its edges join far-apart "
+            "points); export the body without merging, splitting or reordering vertices.",
+        )
+
+
+def read_body_mesh(path, model: BodyModel, frame: str = "auto") -> np.ndarray:
+    """A body in Anny's topology from an .obj or .glb file, in the world frame.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mesh file (metres).
+    model : BodyModel
+        The body model; its vertex count and template define the topology.
+    frame : {"auto", "world", "anny"}
+        The file's frame: `world` (+Y up, facing +Z), `anny` (+Z up, facing -Y, as the `anny`
+        package outputs), or `auto` to recognise it (see the module docstring).
+
+    Returns
+    -------
+    vertices : (V, 3) float64
+        World-frame vertices (metres), in Anny's order; not moved otherwise (the floor need not be
+        at y = 0; `avatar.measurements.measure_body` takes them as they are).
+
+    Raises
+    ------
+    FitroomError
+        As `read_mesh_vertices`, plus `bad_frame`, `wrong_topology` (another vertex count or
+        order) and `bad_units`.
+    """
+    if frame not in FRAMES:
+        raise FitroomError("bad_frame", f"The frame must be one of {', '.join(FRAMES)}, not {frame!r}.")
+    path = Path(path)
+    v = read_mesh_vertices(path)
+    if len(v) != model.n_vertices:
+        raise FitroomError(
+            "wrong_topology",
+            f"{path.name} has {len(v)} vertices; a body in Anny's topology has {model.n_vertices}. "
+            "Export the whole body as one mesh without merging, splitting or reordering vertices "
+            "(for GLB, the body must be the file's first mesh, in one primitive).",
+        )
+    detected = frame_rotation(v, model)
+    if frame == "auto":
+        R = detected
+    else:
+        R = np.eye(3) if frame == "world" else ANNY_TO_WORLD
+        if not np.array_equal(R, detected):
+            row = detected[1]  # world up in the file's axes
+            axis = int(np.argmax(np.abs(row)))
+            up = ("+" if row[axis] > 0 else "-") + "XYZ"[axis]
+            raise FitroomError(
+                "bad_frame",
+                f"{path.name} was given as in the {frame} frame, but the body in it stands along the "
+                f"file's {up} axis; use frame 'auto' to recognise its frame.",
+            )
+    v = v @ R.T
+    _check_anny_body(v, model, path.name)
+    return v
+
+
+def write_obj(path, vertices, faces) -> None:
+    """Writes a triangle mesh as Wavefront OBJ, atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    vertices : (n, 3) float
+        Positions (metres, world frame), written in order with 6 decimals (a micrometre).
+    faces : (m, 3) int
+        Triangles, 0-based (written 1-based, as OBJ counts).
+    """
+    path = Path(path)
+    v = np.asarray(to_numpy(vertices), dtype=np.float64)
+    f = np.asarray(to_numpy(faces), dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError("write_obj needs vertices (n, 3) and triangles (m, 3)")
+    text = "".join(
+        [
+            "# fitroom body mesh: metres, +Y up, facing +Z\n",
+            "".join(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in v.tolist()),
+            "".join(f"f {a} {b} {c}\n" for a, b, c in (f + 1).tolist()),
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".obj.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
