@@ -90,6 +90,14 @@ FITTED_LOCAL_CHANGES = (
     "hip-scale-horiz-incr",
     "breast-volume-vert-up",
 )
+# Local changes that mostly change the body's depth: only a profile view sees them.
+DEPTH_LOCAL_CHANGES = (
+    "buttocks-volume-incr",
+    "stomach-pregnant-incr",
+    "torso-scale-depth-incr",
+    "hip-scale-depth-incr",
+    "breast-volume-vert-up",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +135,7 @@ class FitSettings:
     pose_phase_shape_scale: float = 0.05
     keypoint_huber_px: float = 20.0
     keypoint3d_sigma_m: float = 0.05
-    silhouette_sigma_px: float = 2.5
+    silhouette_sigma_px: float = 4.0
     silhouette_huber_px: float = 8.0
     stature_sigma_m: float = 0.002
     phenotype_sigma: float = 0.6
@@ -647,7 +655,9 @@ def fit_body(
     n_ph = len(model.phenotype_labels)
     shape0 = mean_shape(model, 0.5 if gender is None else gender)
     free = [i for i, l in enumerate(model.phenotype_labels) if l != "gender" or gender is None]
-    free += [n_ph + model.local_change_labels.index(l) for l in FITTED_LOCAL_CHANGES if l in model.local_change_labels]
+    has_profile = any(abs(abs(v.facing) - np.pi / 2) < np.pi / 4 for v in views)
+    fitted = [l for l in FITTED_LOCAL_CHANGES if has_profile or l not in DEPTH_LOCAL_CHANGES]
+    free += [n_ph + model.local_change_labels.index(l) for l in fitted if l in model.local_change_labels]
     prior_pose = standing_pose(model, shape=shape0)
     problem = _Problem(model, views, height_m, cfg, free, shape0, prior_pose)
     state = dict(
