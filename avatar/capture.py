@@ -11,7 +11,9 @@ Photos stay in memory: nothing here writes or logs pixels.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import threading
 
 import numpy as np
@@ -43,6 +45,24 @@ class Capture:
     view: str
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ (TFLite, absl) logs straight to file descriptor 2; a user error must stay one line."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class _Detector:
     """MediaPipe Pose, built once per process (construction takes a while) and used under a lock."""
 
@@ -53,7 +73,7 @@ class _Detector:
     def run(cls, rgb: np.ndarray, segmentation: bool):
         import mediapipe as mp
 
-        with cls._lock:
+        with cls._lock, _native_stderr_silenced():
             if cls._pose is None:
                 # model_complexity=1 is the "full" landmark model bundled in the wheel; 2 (heavy)
                 # would be downloaded at run time, which fails offline.
