@@ -106,3 +106,60 @@ def test_blank_photo_has_no_person():
 def test_wrong_view_name_is_a_programming_error():
     with pytest.raises(ValueError):
         capture_photo(np.zeros((64, 64, 3), np.uint8), view="top")
+
+
+@pytest.fixture(scope="module")
+def renders():
+    """A synthetic shopper photographed from the front and the side (1080x1920)."""
+    from avatar.body import load_body_model
+    from fitroom.samples import natural_standing_pose, render_photos, sample_body
+
+    model = load_body_model(device="cpu")
+    rng = np.random.default_rng(21)
+    shape = sample_body(model, rng, sex="female", height_cm=166.0)
+    photos = render_photos(model, shape, natural_standing_pose(model, rng=rng), views=("front", "side"))
+    return {view: rgb for view, (rgb, _) in photos.items()}
+
+
+def test_full_length_front_and_side_views_pass(renders):
+    front = capture_photo(renders["front"], view="front")
+    side = capture_photo(renders["side"], view="side")
+    for cap in (front, side):
+        assert cap.landmarks_px.shape == (33, 2) and cap.world_landmarks.shape == (33, 3)
+        assert cap.mask.shape == renders["front"].shape[:2] and cap.mask.dtype == np.float32
+        assert 0.05 < float((cap.mask > 0.5).mean()) < 0.5
+    # The left shoulder is on the image's right in a front view.
+    assert front.landmarks_px[11, 0] > front.landmarks_px[12, 0]
+
+
+def _code(rgb, view="front"):
+    with pytest.raises(FitroomError) as err:
+        capture_photo(np.ascontiguousarray(rgb), view=view)
+    return err.value.code
+
+
+def test_views_swapped_are_refused(renders):
+    assert _code(renders["side"], "front") == "not_facing_camera"
+    assert _code(renders["front"], "side") == "not_in_profile"
+
+
+def test_feet_cut_off_is_refused(renders):
+    rgb = renders["front"]
+    assert _code(rgb[: int(rgb.shape[0] * 0.8)]) == "body_cut_off"
+
+
+def test_person_far_away_is_refused(renders):
+    import cv2
+
+    small = cv2.resize(renders["front"], (405, 720), interpolation=cv2.INTER_AREA)  # 3/8 of the size
+    canvas = np.full_like(renders["front"], small[5, 5])
+    canvas[1000:1720, 300:705] = small
+    assert _code(canvas) == "person_too_small"
+
+
+def test_two_people_are_refused(renders):
+    import cv2
+
+    half = cv2.resize(renders["front"], (540, 960), interpolation=cv2.INTER_AREA)
+    pair = np.concatenate([half, half], axis=1)
+    assert _code(pair) == "several_people"
