@@ -313,7 +313,8 @@ class _Problem:
         """Chooses, per view, the vertices on the model's visible outer contour."""
         xp = self.xp
         rest, verts = self.full_vertices(state)
-        ry = rest.vertices[:, 1]
+        # Stature is measured standing in the reference pose, as `avatar.measurements` measures it.
+        ry = skin(self.model, rest.vertices, self._reference_pose(rest))[:, 1]
         self.extreme = (int(xp.argmax(ry)), int(xp.argmin(ry)))
         self.rims = []
         for view, X in zip(self.views, verts):
@@ -322,11 +323,11 @@ class _Problem:
                 continue
             self.rims.append(_rim_vertices(xp, X, self.model.faces, view, self.cfg.max_rim_points))
         # The rim's rest positions and blendshapes, gathered once per selection.
-        m = self.model
-        self.rim_rest = [
-            (m.template_vertices[xp.asarray(r)].astype(np.float64), m.blendshapes[:, xp.asarray(r)].astype(np.float64))
-            for r in self.rims
-        ]
+        self.rim_sets = [self._vertex_set(r) for r in self.rims]
+        self.extreme_set = self._vertex_set(np.array(self.extreme))
+
+    def _reference_pose(self, rest: RestShape):
+        return forward_kinematics(self.model, rest, identity_pose(self.model), self.xp.zeros(3))
 
     def residuals(self, state, jacobian: bool):
         """The residual vector r and (when asked) the Jacobian J, both host float64 arrays."""
@@ -336,13 +337,11 @@ class _Problem:
         dcoeffs = dcoeffs[:, self.free_shape]
         rows_r, rows_J = [], []
 
-        # Stature: the rest body between its current highest and lowest vertices.
-        top, bottom = self.extreme
-        ids2 = xp.asarray([top, bottom])
-        rest2 = rest_shape(m, coeffs, vertex_ids=ids2)
-        stature = float(rest2.vertices[0, 1] - rest2.vertices[1, 1])
-        dbs = m.blendshapes[:, ids2, 1].astype(np.float64)  # (K, 2)
-        dstat = to_numpy((dbs[:, 0] - dbs[:, 1]) @ dcoeffs)
+        # Stature: the reference-pose body between its current highest and lowest vertices.
+        identity = to_numpy(identity_pose(m))
+        X2, dX2 = self._points(coeffs, dcoeffs, identity, (np.eye(3), np.zeros(3)), self.extreme_set, jacobian=True)
+        stature = float(X2[1][0, 1] - X2[1][1, 1])
+        dstat = to_numpy(dX2[1][0, 1, :n_shape] - dX2[1][1, 1, :n_shape])
         rows_r.append(np.array([(stature - self.height_m) / cfg.stature_sigma_m]))
         J = np.zeros((1, n_params))
         J[0, :n_shape] = dstat / cfg.stature_sigma_m
@@ -376,24 +375,27 @@ class _Problem:
         r = np.concatenate(rows_r)
         return (r, np.concatenate(rows_J)) if jacobian else (r, None)
 
-    def _points(self, state, v, coeffs, dcoeffs, rim, jacobian):
-        """Keypoints (P, 3) then rim vertices (n, 3) in the camera frame, with d/d(shape, view params).
+    def _vertex_set(self, ids):
+        """(ids, rest template (n, 3), blendshapes (K, n, 3)) of vertices, float64 on xp."""
+        m, xp = self.model, self.xp
+        ids = xp.asarray(ids)
+        return ids, m.template_vertices[ids].astype(np.float64), m.blendshapes[:, ids].astype(np.float64)
 
-        A rim vertex follows its J bones from one rest position; a keypoint is a weighted sum of
-        (keypoint, bone) pair rows, each with a rest position of its own (`keypoint_influences`).
+    def _points(self, coeffs, dcoeffs, pose, placement, vertices, jacobian):
+        """Keypoints (P, 3) and vertices (n, 3) posed and placed, with d/d(shape, placement, bones).
+
+        vertices : (ids, template, blendshapes) from `_vertex_set`. A vertex follows its J bones
+        from one rest position; a keypoint is a weighted sum of (keypoint, bone) pair rows, each
+        with a rest position of its own (`keypoint_influences`).
         """
         m, xp = self.model, self.xp
         B = m.n_bones
-        ids = xp.asarray(rim)
+        ids, template, blend = vertices
         rest = rest_shape(m, coeffs, vertex_ids=xp.arange(0))
-        if len(rim):
-            template, blend = self.rim_rest[v]
-            vr = template + xp.tensordot(coeffs, blend, axes=(0, 0))
-        else:
-            vr, blend = xp.zeros((0, 3)), xp.zeros((len(coeffs), 0, 3))
-        posed = forward_kinematics(m, rest, xp.asarray(state["poses"][v]), xp.zeros(3))
-        Rg = xp.asarray(state["placements"][v][0])
-        tg = xp.asarray(state["placements"][v][1])
+        vr = template + xp.tensordot(coeffs, blend, axes=(0, 0))
+        posed = forward_kinematics(m, rest, xp.asarray(pose), xp.zeros(3))
+        Rg = xp.asarray(placement[0])
+        tg = xp.asarray(placement[1])
         S, t = posed.rotations, posed.translations
         kb = self.kp_bone
         uk = self.kp_u0 + xp.tensordot(coeffs, self.kp_ublend, axes=(0, 0))  # (N, 3)
@@ -455,7 +457,8 @@ class _Problem:
         """Keypoint and silhouette rows of one view: residuals (n,), Jacobian (n, n_shape + per_view)."""
         xp, cfg = self.xp, self.cfg
         rim = self.rims[v] if self.use_silhouette else np.zeros(0, np.int64)
-        Xs, dXs = self._points(state, v, coeffs, dcoeffs, rim, jacobian)
+        vertices = self.rim_sets[v] if self.use_silhouette else self._vertex_set(rim)
+        Xs, dXs = self._points(coeffs, dcoeffs, state["poses"][v], state["placements"][v], vertices, jacobian)
         K = Xs[0]
         f = view.focal_px
         centre = (view.image_size[0] / 2.0, view.image_size[1] / 2.0)
@@ -495,7 +498,7 @@ class _Problem:
         coeffs = shape_coefficients(m, state["shape"])
         kp_err, sil_err = [], []
         for v, view in enumerate(self.views):
-            Xs, _ = self._points(state, v, coeffs, None, self.rims[v], False)
+            Xs, _ = self._points(coeffs, None, state["poses"][v], state["placements"][v], self.rim_sets[v], False)
             centre = (view.image_size[0] / 2.0, view.image_size[1] / 2.0)
             err = to_numpy(xp.linalg.norm(_project(xp, Xs[0], view.focal_px, centre) - xp.asarray(view.keypoints_px), axis=1))
             good = view.keypoint_weights > 0.5

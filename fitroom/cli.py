@@ -35,13 +35,17 @@ def cmd_avatar(args) -> int:
     from avatar.capture import capture_photo
     from avatar.fit import check_height, fit_avatar
     from avatar.photo_io import read_photo
+    from fitroom.settings import get_settings
 
     start = time.perf_counter()
     check_height(args.height_cm)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise FitroomError("bad_output", f"{out_dir} exists and is not a folder.")
-    model = load_body_model()
+    # One body is launch-bound on a GPU: on an H100 the fit took 1.22 s with CuPy against 0.54 s with
+    # NumPy (bench/results/body_model_speed_gpu.json), so `auto` fits avatars on the CPU.
+    settings = get_settings()
+    model = load_body_model(device="cpu" if settings.device == "auto" else settings.device)
     captures = []
     for path, view in ((args.front, "front"), (args.side, "side")):
         if path is None:
