@@ -339,13 +339,13 @@ class _Problem:
 
         # Stature: the reference-pose body between its current highest and lowest vertices.
         identity = to_numpy(identity_pose(m))
-        X2, dX2 = self._points(coeffs, dcoeffs, identity, (np.eye(3), np.zeros(3)), self.extreme_set, jacobian=True)
+        X2, dX2 = self._points(coeffs, dcoeffs, identity, (np.eye(3), np.zeros(3)), self.extreme_set, jacobian, keypoints=False)
         stature = float(X2[1][0, 1] - X2[1][1, 1])
-        dstat = to_numpy(dX2[1][0, 1, :n_shape] - dX2[1][1, 1, :n_shape])
         rows_r.append(np.array([(stature - self.height_m) / cfg.stature_sigma_m]))
-        J = np.zeros((1, n_params))
-        J[0, :n_shape] = dstat / cfg.stature_sigma_m
-        rows_J.append(J)
+        if jacobian:
+            J = np.zeros((1, n_params))
+            J[0, :n_shape] = to_numpy(dX2[1][0, 1, :n_shape] - dX2[1][1, 1, :n_shape]) / cfg.stature_sigma_m
+            rows_J.append(J)
 
         # Priors.
         rows_r.append((state["shape"][self.free_shape] - self.prior_shape[self.free_shape]) / self.shape_sigma)
@@ -381,12 +381,13 @@ class _Problem:
         ids = xp.asarray(ids)
         return ids, m.template_vertices[ids].astype(np.float64), m.blendshapes[:, ids].astype(np.float64)
 
-    def _points(self, coeffs, dcoeffs, pose, placement, vertices, jacobian):
+    def _points(self, coeffs, dcoeffs, pose, placement, vertices, jacobian, keypoints=True):
         """Keypoints (P, 3) and vertices (n, 3) posed and placed, with d/d(shape, placement, bones).
 
         vertices : (ids, template, blendshapes) from `_vertex_set`. A vertex follows its J bones
         from one rest position; a keypoint is a weighted sum of (keypoint, bone) pair rows, each
-        with a rest position of its own (`keypoint_influences`).
+        with a rest position of its own (`keypoint_influences`). keypoints=False leaves the
+        keypoints out (their rows come back as zeros).
         """
         m, xp = self.model, self.xp
         B = m.n_bones
@@ -397,13 +398,15 @@ class _Problem:
         Rg = xp.asarray(placement[0])
         tg = xp.asarray(placement[1])
         S, t = posed.rotations, posed.translations
-        kb = self.kp_bone
-        uk = self.kp_u0 + xp.tensordot(coeffs, self.kp_ublend, axes=(0, 0))  # (N, 3)
+        pairs = slice(None) if keypoints else slice(0, 0)
+        kb, kp_agg, kp_agg_sub = self.kp_bone[pairs], self.kp_agg[:, pairs], self.kp_agg_sub[:, :, pairs]
+        kp_ublend = self.kp_ublend[:, pairs]
+        uk = self.kp_u0[pairs] + xp.tensordot(coeffs, kp_ublend, axes=(0, 0))  # (N, 3)
         xbk = xp.einsum("nab,nb->na", S[kb], uk) + t[kb]
         idx = m.bone_indices[ids]
         wv = m.bone_weights[ids].astype(np.float64)
         xbv = xp.einsum("njab,nb->nja", S[idx], vr) + t[idx]  # (n, J, 3)
-        X_parts = [self.kp_agg @ xbk @ Rg.T + tg, xp.einsum("nj,nja->na", wv, xbv) @ Rg.T + tg]
+        X_parts = [kp_agg @ xbk @ Rg.T + tg, xp.einsum("nj,nja->na", wv, xbv) @ Rg.T + tg]
         if not jacobian:
             return X_parts, None
 
@@ -425,9 +428,9 @@ class _Problem:
         dS = xp.einsum("bij,bjk,blks->bils", posed.aligned, U, dR)  # S = G U R^T
         # d(S_b (u - h_b) + w_b) = S_b du + dS_b u + [dw_b - S_b dh_b - dS_b h_b]; the bracket is per bone.
         Cb = dw - S @ dh - xp.einsum("bijs,bj->bis", dS, rest.heads)
-        duk = xp.tensordot(self.kp_ublend, dcoeffs, axes=(0, 0))  # (N, 3, S)
+        duk = xp.tensordot(kp_ublend, dcoeffs, axes=(0, 0))  # (N, 3, S)
         dxbk = S[kb] @ duk + xp.einsum("nijs,nj->nis", dS[kb], uk) + Cb[kb]
-        dxk = xp.tensordot(self.kp_agg, dxbk, axes=(1, 0))
+        dxk = xp.tensordot(kp_agg, dxbk, axes=(1, 0))
         Wv = _dense_weights(xp, idx, wv, B)
         Mv = (Wv @ S.reshape(B, 9)).reshape(-1, 3, 3)
         dv = xp.tensordot(blend, dcoeffs, axes=(0, 0))  # (n, 3, S)
@@ -438,7 +441,7 @@ class _Problem:
         )
         # Bone columns: a turn of fitted bone c moves what its subtree carries about its posed head.
         heads_c = posed.heads[self.bones]  # (C, 3)
-        lever_k = self.kp_agg_sub @ xbk - self.kp_agg_sub.sum(2)[..., None] * heads_c[:, None]
+        lever_k = kp_agg_sub @ xbk - kp_agg_sub.sum(2)[..., None] * heads_c[:, None]
         wsub = wv[None] * self.subtree.astype(np.float64)[:, idx]  # (C, n, J)
         lever_v = xp.einsum("cnj,nja->cna", wsub, xbv) - wsub.sum(2)[..., None] * heads_c[:, None]
         Gp = posed.aligned[par[self.bones]]  # (C, 3, 3)
