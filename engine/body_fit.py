@@ -140,9 +140,9 @@ class FitSettings:
     stature_sigma_m: float = 0.002
     phenotype_sigma: float = 0.6
     local_change_sigma: float = 0.35
-    max_rim_points: int = 300
-    pose_iterations: int = 4
-    full_iterations: int = 8
+    max_rim_points: int = 400
+    pose_iterations: int = 5
+    full_iterations: int = 10
     tolerance: float = 1e-4
 
 
