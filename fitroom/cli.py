@@ -42,7 +42,7 @@ def cmd_avatar(args) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise FitroomError("bad_output", f"{out_dir} exists and is not a folder.")
-    # One body is launch-bound on a GPU: on an H100 the fit took 1.22 s with CuPy against 0.54 s with
+    # One body is launch-bound on a GPU: on an H100 the fit took 2.88 s with CuPy against 0.65 s with
     # NumPy (bench/results/body_model_speed_gpu.json), so `auto` fits avatars on the CPU.
     settings = get_settings()
     model = load_body_model(device="cpu" if settings.device == "auto" else settings.device)
