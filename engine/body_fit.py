@@ -23,6 +23,7 @@ always evaluated exactly, so Levenberg-Marquardt only accepts true decreases).
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -239,7 +240,16 @@ def keypoint_influences(model: BodyModel):
     return pair_p, pair_b, weight, u0, ub.astype(np.float64) / weight[None, :, None]
 
 
+# Keypoint influences per body model (built once, about 0.2 s): id -> (weak reference, arrays).
 _INFLUENCES: dict = {}
+
+
+def _cached_influences(model: BodyModel):
+    ref, arrays = _INFLUENCES.get(id(model), (None, None))
+    if ref is None or ref() is not model:  # a new model, or an old one's id reused
+        arrays = tuple(model.xp.asarray(a) for a in keypoint_influences(model))
+        _INFLUENCES[id(model)] = (weakref.ref(model), arrays)
+    return arrays
 
 
 class _Problem:
@@ -267,9 +277,7 @@ class _Problem:
                     x = model.parents[x]
                 sub[k, b] = x == c
         self.subtree = xp.asarray(sub)  # (fitted bone, bone): is the bone in the fitted bone's subtree
-        if id(model) not in _INFLUENCES:
-            _INFLUENCES[id(model)] = tuple(xp.asarray(a) for a in keypoint_influences(model))
-        kp, kb, kw, self.kp_u0, self.kp_ublend = _INFLUENCES[id(model)]
+        kp, kb, kw, self.kp_u0, self.kp_ublend = _cached_influences(model)
         self.kp_bone = kb
         # (P, N) sums weighted pair rows into keypoints; (C, P, N) keeps the pairs in a fitted bone's subtree.
         agg = np.zeros((len(model.keypoint_labels), len(kp)))
