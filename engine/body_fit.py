@@ -287,7 +287,6 @@ class _Problem:
         self.par = np.where(model.parents < 0, 0, model.parents)
         labels = model.keypoint_labels
         self.hips = (labels.index("left_hip"), labels.index("right_hip"))
-        self.use_silhouette = False
         self.rims = [np.zeros(0, np.int64) for _ in views]
         self.extreme = (0, 0)
 

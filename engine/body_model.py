@@ -133,7 +133,6 @@ def shape_coefficients(model: BodyModel, shape: np.ndarray, jacobian: bool = Fal
     ph = model.phenotype
     shape = np.asarray(shape, np.float64)
     n_ph = len(model.phenotype_labels)
-    values, slopes = {}, {}
     groups = ph["groups"]
     variation_values = np.empty(len(groups))
     variation_slopes = np.zeros((len(groups), n_ph))
