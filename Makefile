@@ -25,6 +25,7 @@ test: $(BODY)
 
 bench: $(BODY)
 	$(PY) bench/avatar_accuracy.py
+	$(PY) bench/body_model_speed.py
 
 clean:
 	rm -rf .venv .fitroom-data
