@@ -137,7 +137,9 @@ class FitSettings:
     keypoint_huber_px: float = 20.0
     keypoint3d_sigma_m: float = 0.05
     silhouette_sigma_px: float = 4.0
-    silhouette_huber_px: float = 8.0
+    # Cauchy scale of the silhouette term: a rim point several pixels inside the person mask most
+    # likely sits where the mask fills a narrow gap (arm and waist, the crotch), so its pull fades.
+    silhouette_scale_px: float = 3.0
     stature_sigma_m: float = 0.002
     phenotype_sigma: float = 0.6
     local_change_sigma: float = 0.35
@@ -240,15 +242,35 @@ def keypoint_influences(model: BodyModel):
     return pair_p, pair_b, weight, u0, ub.astype(np.float64) / weight[None, :, None]
 
 
-# Keypoint influences per body model (built once, about 0.2 s): id -> (weak reference, arrays).
-_INFLUENCES: dict = {}
+def interior_edges(faces: np.ndarray):
+    """The mesh's edges shared by exactly two triangles: vertices (E, 2) and triangles (E, 2).
+
+    faces : (F, 3) int. Boundary and non-manifold edges are left out: neither can lie on the
+    contour between a triangle facing the camera and one facing away.
+    """
+    faces = np.asarray(faces, np.int64)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e.sort(axis=1)
+    owner = np.tile(np.arange(len(faces)), 3)
+    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
+    order = np.argsort(key, kind="stable")
+    key, e, owner = key[order], e[order], owner[order]
+    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[start, len(key)])
+    pair = start[count == 2]
+    return e[pair], np.stack([owner[pair], owner[pair + 1]], 1)
 
 
-def _cached_influences(model: BodyModel):
-    ref, arrays = _INFLUENCES.get(id(model), (None, None))
+# Arrays derived once per body model: (id, name) -> (weak reference, arrays).
+_MODEL_CACHE: dict = {}
+
+
+def _cached(model: BodyModel, name: str, build):
+    """`build(model)` (a tuple of host arrays) moved to the model's device, built once per model."""
+    ref, arrays = _MODEL_CACHE.get((id(model), name), (None, None))
     if ref is None or ref() is not model:  # a new model, or an old one's id reused
-        arrays = tuple(model.xp.asarray(a) for a in keypoint_influences(model))
-        _INFLUENCES[id(model)] = (weakref.ref(model), arrays)
+        arrays = tuple(model.xp.asarray(a) for a in build(model))
+        _MODEL_CACHE[(id(model), name)] = (weakref.ref(model), arrays)
     return arrays
 
 
@@ -277,7 +299,8 @@ class _Problem:
                     x = model.parents[x]
                 sub[k, b] = x == c
         self.subtree = xp.asarray(sub)  # (fitted bone, bone): is the bone in the fitted bone's subtree
-        kp, kb, kw, self.kp_u0, self.kp_ublend = _cached_influences(model)
+        kp, kb, kw, self.kp_u0, self.kp_ublend = _cached(model, "influences", keypoint_influences)
+        self.edges = _cached(model, "edges", lambda m: interior_edges(to_numpy(m.faces)))
         self.kp_bone = kb
         # (P, N) sums weighted pair rows into keypoints; (C, P, N) keeps the pairs in a fitted bone's subtree.
         agg = np.zeros((len(model.keypoint_labels), len(kp)))
@@ -328,7 +351,7 @@ class _Problem:
             if view.sdf is None:
                 self.rims.append(np.zeros(0, np.int64))
                 continue
-            self.rims.append(_rim_vertices(xp, X, self.model.faces, view, self.cfg.max_rim_points))
+            self.rims.append(_rim_vertices(xp, X, self.model.faces, self.edges, view, self.cfg.max_rim_points))
         # The rim's rest positions and blendshapes, gathered once per selection.
         self.rim_sets = [self._vertex_set(r) for r in self.rims]
         self.extreme_set = self._vertex_set(np.array(self.extreme))
@@ -486,7 +509,7 @@ class _Problem:
             blocks_r.append(((rel - scale * obs) / cfg.keypoint3d_sigma_m * w3).reshape(-1))
         if len(rim):
             sdf, gu, gv = _sample_sdf(xp, view.sdf, _project(xp, Xs[1], f, centre))
-            ss = xp.sqrt(_huber_weights(xp, xp.abs(sdf), cfg.silhouette_huber_px))
+            ss = xp.sqrt(_cauchy_weights(xp, sdf, cfg.silhouette_scale_px))
             blocks_r.append(sdf / cfg.silhouette_sigma_px * ss)
         r = to_numpy(xp.concatenate(blocks_r))
         if not jacobian:
@@ -572,6 +595,11 @@ def _huber_weights(xp, magnitude, k):
     return xp.where(magnitude <= k, 1.0, k / xp.maximum(magnitude, 1e-12))
 
 
+def _cauchy_weights(xp, residual, scale):
+    """IRLS weights of the Cauchy loss for residuals (n,) with scale `scale` (same units)."""
+    return 1.0 / (1.0 + (residual / scale) ** 2)
+
+
 def _sample_sdf(xp, sdf, uv):
     """Bilinear samples of a signed distance image (H, W) and its gradient at pixel positions (n, 2)."""
     sdf = xp.asarray(sdf)
@@ -590,21 +618,28 @@ def _sample_sdf(xp, sdf, uv):
     return val.astype(np.float64), gu.astype(np.float64), gv.astype(np.float64)
 
 
-def _rim_vertices(xp, X, faces, view: ViewObservation, max_points: int):
+def _rim_vertices(xp, X, faces, edges, view: ViewObservation, max_points: int):
     """Vertices on the visible outer contour of the posed body X (V, 3) seen from the camera.
 
-    A vertex is on the rim when its normal is nearly perpendicular to the view ray; it is visible
-    on the contour when a short step outward (along its projected normal) leaves the body's own
-    projected footprint, so contours hidden behind the body (an arm in front of the torso in a
-    profile) are left out.
+    The contour generator of a triangle mesh is the set of its edges between a triangle facing
+    the camera and one facing away (`edges`: vertices (E, 2) and triangles (E, 2) from
+    `interior_edges`); their vertices project onto the body's outline, so at the true body their
+    signed distance to the person's outline is zero. (Vertices whose normal is merely close to
+    perpendicular to the ray lie up to several pixels inside the outline on a rounded torso and
+    bias the silhouette term outward.) A contour vertex is kept when a short step outward (along
+    its projected normal) leaves the body's own projected footprint, so contours hidden behind
+    the body (an arm in front of the torso in a profile) are left out.
     """
     f = view.focal_px
     W, H = view.image_size
     tri = X[faces]
     fn = xp.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals = _vertex_normals(xp, X, faces, fn)
-    ray = X / xp.linalg.norm(X, axis=1, keepdims=True)
-    facing = xp.abs(xp.sum(normals * ray, 1))
+    # The camera is at the origin: a triangle faces it when its normal points back along the ray.
+    front = xp.sum(fn * tri.sum(1), 1) < 0
+    edge_vertices, edge_faces = edges
+    on_contour = xp.zeros(len(X), bool)
+    on_contour[edge_vertices[front[edge_faces[:, 0]] != front[edge_faces[:, 1]]].reshape(-1)] = True
     z = -X[:, 2]
     uv = xp.stack([W / 2 + f * X[:, 0] / z, H / 2 - f * X[:, 1] / z], 1)
     # The body's footprint on a coarse grid (cells about an edge length of the mesh).
@@ -621,8 +656,7 @@ def _rim_vertices(xp, X, faces, view: ViewObservation, max_points: int):
     probe = uv + n2 * (1.6 * cell)
     gi = xp.clip((probe / cell).astype(np.int64) + 1, 0, xp.asarray([gw - 1, gh - 1]))
     outside = ~occ[gi[:, 1], gi[:, 0]]
-    candidates = xp.nonzero((facing < 0.3) & outside)[0]
-    ids = to_numpy(candidates)
+    ids = to_numpy(xp.nonzero(on_contour & outside)[0])
     if len(ids) > max_points:
         ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(np.int64)]
     return ids
