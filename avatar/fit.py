@@ -10,6 +10,7 @@ import numpy as np
 from engine.backend import to_numpy
 from engine.body_fit import FitResult, FitSettings, ViewObservation, fit_body
 from engine.body_model import BodyModel, body_vertices
+from avatar.landmark_offsets import corrected_landmarks, faces_image_left
 from fitroom.errors import FitroomError
 
 # MediaPipe pose landmark index of each model keypoint (COCO-WholeBody names); small toes have none.
@@ -71,18 +72,23 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return (d_out - d_in).astype(np.float32)
 
 
-def observation_from_capture(capture, labels: tuple[str, ...]) -> ViewObservation:
-    """The fitting observation of one capture (see `avatar.capture.Capture`)."""
+def observation_from_capture(capture, labels: tuple[str, ...], sex: str | None = None) -> ViewObservation:
+    """The fitting observation of one capture (see `avatar.capture.Capture`).
+
+    The 2D landmarks are first moved onto the model keypoints' meaning (`avatar.landmark_offsets`,
+    the table for `sex`, or for either sex when None).
+    """
     P = len(labels)
     kp = np.zeros((P, 2))
     kp3 = np.zeros((P, 3))
     weights = np.zeros(P)
     vis = np.asarray(capture.visibility, np.float64)
+    landmarks_px = corrected_landmarks(capture.landmarks_px, capture.mask, capture.view, sex)
     for k, label in enumerate(labels):
         i = MEDIAPIPE_INDEX.get(label)
         if i is None:
             continue
-        kp[k] = capture.landmarks_px[i]
+        kp[k] = landmarks_px[i]
         # MediaPipe's world frame: x right, y down, z away from the camera; ours: y up, z toward it.
         kp3[k] = capture.world_landmarks[i] * np.array([1.0, -1.0, -1.0])
         weights[k] = np.clip(vis[i], 0.0, 1.0) * KEYPOINT_TRUST.get(label, 1.0)
@@ -91,8 +97,7 @@ def observation_from_capture(capture, labels: tuple[str, ...]) -> ViewObservatio
     facing = 0.0
     if capture.view == "side":
         # In a profile the nose is ahead of the ears: it says which way the body faces.
-        ears = (capture.landmarks_px[7, 0] + capture.landmarks_px[8, 0]) / 2.0
-        facing = np.pi / 2 if capture.landmarks_px[0, 0] > ears else -np.pi / 2
+        facing = -np.pi / 2 if faces_image_left(capture.landmarks_px) else np.pi / 2
     return ViewObservation(
         keypoints_px=kp,
         keypoint_weights=weights,
@@ -155,7 +160,7 @@ def fit_avatar(
     height_cm = check_height(height_cm)
     if sex is not None and sex not in SEX_GENDER:
         raise FitroomError("bad_sex", f"Sex must be 'female' or 'male', not {sex!r}.")
-    views = [observation_from_capture(c, model.keypoint_labels) for c in captures]
+    views = [observation_from_capture(c, model.keypoint_labels, sex) for c in captures]
     result = fit_body(
         model, views, height_cm / 100.0, gender=None if sex is None else SEX_GENDER[sex], settings=settings
     )
