@@ -85,12 +85,13 @@ def measure_offsets(n_bodies: int = 40, seed: int = 1) -> dict:
     Each is photographed front and side in its own random standing pose (`fitroom.samples`), and
     captured with the real MediaPipe. Returns the JSON-ready table with its provenance.
     """
+    import mediapipe
+
     from avatar.body import load_body_model
     from avatar.capture import capture_photo
+    from avatar.fit import MEDIAPIPE_INDEX  # here: avatar.fit imports this module
     from engine.backend import to_numpy
     from fitroom.samples import natural_standing_pose, placed_body, render_photos, sample_body
-
-    from avatar.fit import MEDIAPIPE_INDEX
 
     model = load_body_model(device="cpu")
     regressor = to_numpy(model.keypoint_regressor).astype(np.float64)
@@ -117,8 +118,6 @@ def measure_offsets(n_bodies: int = 40, seed: int = 1) -> dict:
             mean = symmetric(d.mean(0)) if view == "front" else d.mean(0)
             offsets[view][sex] = np.round(mean, 5).tolist()
             spread[view][sex] = np.round(d.std(0), 5).tolist()
-    import mediapipe
-
     return {
         "what": "mean MediaPipe landmark minus Anny COCO keypoint, in units of the person's height in the photo",
         "mediapipe": mediapipe.__version__,

@@ -145,7 +145,8 @@ class FitSettings:
     local_change_sigma: float = 0.35
     max_rim_points: int = 400
     pose_iterations: int = 5
-    # More iterations fit the mask's own noise: 10 gave 1.35 cm mean girth error, 7 gave 1.29 cm.
+    # More iterations fit the mask's own noise: front+side mean girth error 1.35 cm with 10 and
+    # 1.29 cm with 7 on the benchmark's bodies, 1.37 and 1.31 cm on 30 others (docs/avatar.md).
     full_iterations: int = 7
     tolerance: float = 1e-4
 
