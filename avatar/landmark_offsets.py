@@ -51,10 +51,14 @@ def faces_image_left(landmarks_px: np.ndarray) -> bool:
     return bool(landmarks_px[0, 0] < (landmarks_px[7, 0] + landmarks_px[8, 0]) / 2.0)
 
 
+def mirrored(points: np.ndarray) -> np.ndarray:
+    """Per-landmark image vectors (33, 2) of the mirror-image body: left and right swapped, u negated."""
+    return np.asarray(points)[mirror_index()] * np.array([-1.0, 1.0])
+
+
 def symmetric(offsets: np.ndarray) -> np.ndarray:
     """Front-view offsets (33, 2) averaged with their mirror image (u flips, v stays)."""
-    mirrored = offsets[mirror_index()] * np.array([-1.0, 1.0])
-    return (offsets + mirrored) / 2.0
+    return (offsets + mirrored(offsets)) / 2.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,7 +79,7 @@ def corrected_landmarks(landmarks_px: np.ndarray, mask: np.ndarray, view: str, s
     table = load_table() if table is None else table
     offsets = table[(view, sex)]
     if view == "side" and faces_image_left(landmarks_px):
-        offsets = offsets[mirror_index()] * np.array([-1.0, 1.0])
+        offsets = mirrored(offsets)
     return np.asarray(landmarks_px, np.float64) - offsets * person_height_px(mask)
 
 

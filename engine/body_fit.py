@@ -329,32 +329,29 @@ class _Problem:
         per_view = 6 + 3 * len(self.bones)
         return n_shape, per_view, n_shape + per_view * len(self.views)
 
-    def full_vertices(self, state):
-        """The rest shape and, per view, the posed vertices (V, 3) in the camera frame."""
+    def posed_vertices(self, state, rest: RestShape, v: int):
+        """View v's posed vertices (V, 3) of the rest shape `rest`, in the camera frame."""
         m = self.model
-        rest = rest_shape(m, shape_coefficients(m, state["shape"]))
-        out = []
-        for v in range(len(self.views)):
-            posed = forward_kinematics(m, rest, self.xp.asarray(state["poses"][v]), self.xp.zeros(3))
-            x = skin(m, rest.vertices, posed)
-            Rg, tg = (self.xp.asarray(a) for a in state["placements"][v])
-            out.append(x.astype(np.float64) @ Rg.T + tg)
-        return rest, out
+        posed = forward_kinematics(m, rest, self.xp.asarray(state["poses"][v]), self.xp.zeros(3))
+        x = skin(m, rest.vertices, posed)
+        Rg, tg = (self.xp.asarray(a) for a in state["placements"][v])
+        return x.astype(np.float64) @ Rg.T + tg
 
     def select_rims(self, state, rims: bool = True):
         """Chooses the stature's top and bottom vertices and (`rims`) per view the vertices on the
         model's visible outer contour; without `rims` (the keypoints-only phase) there are none."""
-        xp = self.xp
-        rest, verts = self.full_vertices(state)
+        xp, m = self.xp, self.model
+        rest = rest_shape(m, shape_coefficients(m, state["shape"]))
         # Stature is measured standing in the reference pose, as `avatar.measurements` measures it.
-        ry = skin(self.model, rest.vertices, self._reference_pose(rest))[:, 1]
+        ry = skin(m, rest.vertices, self._reference_pose(rest))[:, 1]
         self.extreme = (int(xp.argmax(ry)), int(xp.argmin(ry)))
         self.rims = []
-        for view, X in zip(self.views, verts):
+        for v, view in enumerate(self.views):
             if view.sdf is None or not rims:
                 self.rims.append(np.zeros(0, np.int64))
                 continue
-            self.rims.append(_rim_vertices(xp, X, self.model.faces, self.edges, view, self.cfg.max_rim_points))
+            X = self.posed_vertices(state, rest, v)
+            self.rims.append(_rim_vertices(xp, X, m.faces, self.edges, view, self.cfg.max_rim_points))
         # The rim's rest positions and blendshapes, gathered once per selection.
         self.rim_sets = [self._vertex_set(r) for r in self.rims]
         self.extreme_set = self._vertex_set(np.array(self.extreme))
