@@ -1,4 +1,5 @@
-"""Bodies as GLB (binary glTF 2.0): skinned avatars and plain reference bodies.
+"""Bodies and looks as GLB (binary glTF 2.0): skinned avatars, plain reference bodies, and looks
+(several meshes, e.g. a draped garment coloured by its fit map plus the body, for local AR).
 
 Written with `struct` and `json` only. Conventions are glTF's and the project's: metres, +Y up,
 the body facing +Z, counter-clockwise triangles.
@@ -17,6 +18,7 @@ Files are written atomically: to a temporary file in the same folder, then renam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -27,6 +29,9 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "MeshPart",
+    "look_glb_bytes",
+    "write_look_glb",
     "write_body_glb",
     "write_skinned_glb",
     "body_glb_bytes",
@@ -102,28 +107,52 @@ def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     return v.astype(np.float32), f.astype(np.int64)
 
 
-def _mesh_primitive(b: _Builder, v32: np.ndarray, faces: np.ndarray) -> dict:
+def _check_colors(colors, n: int) -> np.ndarray:
+    c = np.asarray(colors, np.float64)
+    if c.shape != (n, 3):
+        raise ValueError(f"colors must be (n, 3) = ({n}, 3), not {c.shape}")
+    if not np.isfinite(c).all() or c.min() < 0.0 or c.max() > 1.0:
+        raise ValueError("colors must be finite linear RGB in [0, 1]")
+    return c.astype(np.float32)
+
+
+def _mesh_primitive(b: _Builder, v32: np.ndarray, faces: np.ndarray, material: int = 0, colors=None) -> dict:
+    """One triangle primitive; `colors` (n, 3) float32 linear RGB go to COLOR_0."""
     attributes = {
         "POSITION": b.add(v32, "VEC3", ARRAY_BUFFER, min_max=True),
         "NORMAL": b.add(_vertex_normals(v32, faces), "VEC3", ARRAY_BUFFER),
     }
+    if colors is not None:
+        attributes["COLOR_0"] = b.add(colors, "VEC3", ARRAY_BUFFER)
     index_type = np.uint16 if len(v32) <= 65535 else np.uint32
     indices = b.add(faces.astype(index_type).reshape(-1), "SCALAR", ELEMENT_ARRAY_BUFFER)
-    return {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}
+    return {"attributes": attributes, "indices": indices, "material": material, "mode": 4}
 
 
-def _material(name: str) -> dict:
-    return {
+def _material(name: str, base_color=SKIN_COLOUR, roughness: float = 0.8) -> dict:
+    rgba = [float(x) for x in base_color]
+    if len(rgba) != 4 or not all(0.0 <= x <= 1.0 for x in rgba):
+        raise ValueError(f"base_color must be linear RGBA in [0, 1], not {base_color}")
+    material = {
         "name": name,
-        "pbrMetallicRoughness": {"baseColorFactor": list(SKIN_COLOUR), "metallicFactor": 0.0, "roughnessFactor": 0.8},
+        "pbrMetallicRoughness": {"baseColorFactor": rgba, "metallicFactor": 0.0, "roughnessFactor": float(roughness)},
     }
+    if rgba[3] < 1.0:
+        material["alphaMode"] = "BLEND"  # glTF ignores alpha otherwise (OPAQUE is the default)
+    return material
 
 
-def _pack(doc: dict, blob: bytearray) -> bytes:
-    """The GLB container: 12-byte header, JSON chunk (space-padded), BIN chunk (zero-padded)."""
-    doc = dict(doc)
-    blob = bytes(blob) + b"\0" * (-len(blob) % 4)
-    doc["buffers"] = [{"byteLength": len(blob)}]
+def _pack(doc: dict, b: _Builder) -> bytes:
+    """The GLB container of `doc` (without asset, buffers, views and accessors: they are added here)
+    and `b`'s buffer: 12-byte header, JSON chunk (space-padded), BIN chunk (zero-padded)."""
+    blob = bytes(b.blob) + b"\0" * (-len(b.blob) % 4)
+    doc = {
+        "asset": {"version": "2.0", "generator": "fitroom"},
+        **doc,
+        "accessors": b.accessors,
+        "bufferViews": b.views,
+        "buffers": [{"byteLength": len(blob)}],
+    }
     text = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 4)
     total = 12 + 8 + len(text) + 8 + len(blob)
@@ -134,25 +163,57 @@ def _pack(doc: dict, blob: bytearray) -> bytes:
     ])
 
 
+@dataclasses.dataclass(frozen=True)
+class MeshPart:
+    """One mesh of a look GLB: a node, a mesh and a material, all named `name`.
+
+    vertices : (n, 3) float, world metres. faces : (m, 3) int, counter-clockwise.
+    colors : (n, 3) float linear RGB in [0, 1] per vertex (written as COLOR_0), or None.
+    base_color : (4,) linear RGBA in [0, 1]; viewers multiply it with the vertex colours, so keep it
+        white for a fit map to show as computed. Alpha below 1 makes the material blended.
+    roughness : PBR roughness in [0, 1].
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+    base_color: tuple = (1.0, 1.0, 1.0, 1.0)
+    roughness: float = 0.8
+
+
+def look_glb_bytes(parts: Sequence[MeshPart], name: str = "look") -> bytes:
+    """A plain (unskinned) GLB of several meshes in one scene, in the order given.
+
+    parts : MeshPart sequence, e.g. the draped garment in its fit-map colours and the body.
+    name : the scene's name.
+    """
+    if not parts:
+        raise ValueError("a look needs at least one mesh")
+    b = _Builder()
+    meshes, materials, nodes = [], [], []
+    for i, part in enumerate(parts):
+        v32, f = _check_mesh(part.vertices, part.faces)
+        colors = None if part.colors is None else _check_colors(part.colors, len(v32))
+        meshes.append({"name": part.name, "primitives": [_mesh_primitive(b, v32, f, i, colors)]})
+        materials.append(_material(part.name, part.base_color, part.roughness))
+        nodes.append({"name": part.name, "mesh": i})
+    doc = {
+        "scene": 0,
+        "scenes": [{"name": name, "nodes": list(range(len(parts)))}],
+        "nodes": nodes,
+        "meshes": meshes,
+        "materials": materials,
+    }
+    return _pack(doc, b)
+
+
 def body_glb_bytes(vertices, faces, name: str = "body") -> bytes:
-    """A plain (unskinned) GLB of one mesh.
+    """A plain (unskinned) GLB of one mesh in skin colour.
 
     vertices : (V, 3) float, world metres. faces : (F, 3) int, counter-clockwise.
     """
-    v32, f = _check_mesh(vertices, faces)
-    b = _Builder()
-    prim = _mesh_primitive(b, v32, f)
-    doc = {
-        "asset": {"version": "2.0", "generator": "fitroom"},
-        "scene": 0,
-        "scenes": [{"name": name, "nodes": [0]}],
-        "nodes": [{"name": name, "mesh": 0}],
-        "meshes": [{"name": name, "primitives": [prim]}],
-        "materials": [_material("skin")],
-        "accessors": b.accessors,
-        "bufferViews": b.views,
-    }
-    return _pack(doc, b.blob)
+    return look_glb_bytes([MeshPart(name, vertices, faces, base_color=SKIN_COLOUR)], name=name)
 
 
 def top_influences(bone_weights, bone_indices, k: int = INFLUENCES) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +354,6 @@ def skinned_glb_bytes(
     if len(roots) == 1:
         skin["skeleton"] = roots[0]
     doc = {
-        "asset": {"version": "2.0", "generator": "fitroom"},
         "scene": 0,
         # A skinned mesh's node sits at the root with no transform: glTF ignores it for skinning.
         "scenes": [{"name": name, "nodes": [0] + roots}],
@@ -301,10 +361,8 @@ def skinned_glb_bytes(
         "meshes": [{"name": name, "primitives": [prim]}],
         "materials": [_material("skin")],
         "skins": [skin],
-        "accessors": b.accessors,
-        "bufferViews": b.views,
     }
-    return _pack(doc, b.blob)
+    return _pack(doc, b)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -326,6 +384,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def write_body_glb(path, vertices, faces, name: str = "body") -> None:
     """Writes a plain (unskinned) GLB of one mesh to `path`, atomically (see `body_glb_bytes`)."""
     _write_atomic(Path(path), body_glb_bytes(vertices, faces, name=name))
+
+
+def write_look_glb(path, parts: Sequence[MeshPart], name: str = "look") -> None:
+    """Writes a GLB of several meshes to `path`, atomically (see `look_glb_bytes`)."""
+    _write_atomic(Path(path), look_glb_bytes(parts, name=name))
 
 
 def write_skinned_glb(

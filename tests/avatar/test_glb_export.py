@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 
 from avatar.glb_export import (
+    MeshPart,
     body_glb_bytes,
+    look_glb_bytes,
     skinned_glb_bytes,
     top_influences,
     truncated_weight,
     write_body_glb,
+    write_look_glb,
     write_skinned_glb,
 )
 from engine.backend import to_numpy
@@ -227,6 +230,69 @@ def test_bad_input_writes_nothing(body, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def _look_parts(body) -> list[MeshPart]:
+    """A garment (the body's torso pushed out 1 cm, in random colours) and the body."""
+    v, f = body["args"]["vertices"], body["args"]["faces"]
+    height = (v[:, 1] - v[:, 1].min()) / np.ptp(v[:, 1])
+    torso = (height > 0.5) & (height < 0.8)
+    keep = torso[f].all(1)
+    used = np.unique(f[keep])
+    remap = np.full(len(v), -1)
+    remap[used] = np.arange(len(used))
+    normals = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(normals, f[:, k], np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    garment_v = (v + 0.01 * normals)[used]
+    colors = np.random.default_rng(0).uniform(0.0, 1.0, (len(used), 3))
+    return [
+        MeshPart("garment", garment_v, remap[f[keep]], colors=colors, roughness=0.9),
+        MeshPart("body", v, f, base_color=(0.8, 0.55, 0.42, 1.0)),
+    ]
+
+
+def test_look_glb_structure_and_trimesh_keeps_the_colours(body, tmp_path):
+    import trimesh
+
+    parts = _look_parts(body)
+    path = tmp_path / "look.glb"
+    write_look_glb(path, parts)
+    doc, blob = read_glb(path.read_bytes())
+    assert [n["name"] for n in doc["nodes"]] == ["garment", "body"] and doc["scenes"][0]["nodes"] == [0, 1]
+    for i, part in enumerate(parts):
+        prim = doc["meshes"][doc["nodes"][i]["mesh"]]["primitives"][0]
+        pos = accessor(doc, blob, prim["attributes"]["POSITION"])
+        assert np.array_equal(pos, part.vertices.astype(np.float32))
+        assert np.array_equal(accessor(doc, blob, prim["indices"]).reshape(-1, 3), part.faces)
+        normals = accessor(doc, blob, prim["attributes"]["NORMAL"])
+        assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
+        material = doc["materials"][prim["material"]]
+        assert material["pbrMetallicRoughness"]["baseColorFactor"] == list(part.base_color)
+        assert material["pbrMetallicRoughness"]["roughnessFactor"] == part.roughness
+        if part.colors is None:
+            assert "COLOR_0" not in prim["attributes"]
+        else:
+            assert np.array_equal(accessor(doc, blob, prim["attributes"]["COLOR_0"]), part.colors.astype(np.float32))
+
+    scene = trimesh.load(path, process=False)
+    garment, body_mesh = (scene.geometry[name] for name in ("garment", "body"))
+    assert np.allclose(garment.vertices, parts[0].vertices.astype(np.float32), atol=1e-7)
+    assert np.array_equal(body_mesh.faces, parts[1].faces)
+    # With a material, trimesh keeps COLOR_0 as a vertex attribute; without, as vertex colours (bytes).
+    assert np.allclose(garment.visual.vertex_attributes["color"], parts[0].colors, atol=1e-7)
+    plain = trimesh.load(path, process=False, skip_materials=True).geometry["garment"]
+    assert np.abs(plain.visual.vertex_colors[:, :3] - parts[0].colors * 255).max() <= 1.0
+
+
+def test_look_glb_refuses_bad_colours(body):
+    part = _look_parts(body)[0]
+    for colors in (part.colors[:-1], part.colors * 2.0, np.full_like(part.colors, np.nan)):
+        with pytest.raises(ValueError):
+            look_glb_bytes([MeshPart("garment", part.vertices, part.faces, colors=colors)])
+    with pytest.raises(ValueError):
+        look_glb_bytes([])
+
+
 def _validator() -> Path | None:
     env = os.environ.get("FITROOM_GLTF_VALIDATOR")
     for p in ([Path(env)] if env else []) + [REPO / "node_modules" / "gltf-validator"]:
@@ -240,12 +306,13 @@ def test_khronos_validator_reports_no_issues(body, tmp_path):
     args = body["args"]
     write_skinned_glb(tmp_path / "skinned.glb", **args)
     (tmp_path / "plain.glb").write_bytes(body_glb_bytes(args["vertices"], args["faces"]))
+    (tmp_path / "look.glb").write_bytes(look_glb_bytes(_look_parts(body)))
     script = (
         "const v = require(process.argv[1]); const fs = require('fs');"
         "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])), {maxIssues: 50})"
         ".then(r => console.log(JSON.stringify(r.issues)), e => { console.error(e); process.exit(1); });"
     )
-    for name in ("skinned.glb", "plain.glb"):
+    for name in ("skinned.glb", "plain.glb", "look.glb"):
         out = subprocess.run(
             ["node", "-e", script, str(_validator()), str(tmp_path / name)], capture_output=True, text=True, timeout=120
         )

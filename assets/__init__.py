@@ -1,0 +1,1 @@
+"""Products: garments and other assets, their files, catalogue and processing."""

@@ -1,0 +1,32 @@
+"""A garment ready to drape: its mesh as authored on a reference body, and what it was made for."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Garment:
+    """A garment mesh around the body it was authored on.
+
+    vertices : (N, 3) float64, metres, fitroom's world frame (+Y up, body facing +Z), as authored
+        around `body_vertices`. Its edge lengths are the fabric's rest lengths.
+    faces : (F, 3) int64, counter-clockwise seen from outside the garment.
+    attached : (N,) bool, vertices held to the body while the rest settles (a waistband), or all False.
+    body_vertices : (V, 3) float64, the body the garment was authored on, in Anny's topology.
+    kind : `tshirt`, `longsleeve`, `dress`, `skirt`, `trousers`, or `custom` for uploaded meshes.
+    size : the letter size (XS..XL) or "" when unknown.
+    sex : `female` or `male`: the size chart the garment was graded on.
+    girths_cm : the garment's own girths where it has them (`chest`, `waist`, `hip`), cm.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    attached: np.ndarray
+    body_vertices: np.ndarray
+    kind: str = "custom"
+    size: str = ""
+    sex: str = "female"
+    girths_cm: dict = dataclasses.field(default_factory=dict)

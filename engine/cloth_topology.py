@@ -1,0 +1,142 @@
+"""Cleaning a garment mesh for simulation: welding, dropping broken triangles, edges and stencils.
+
+Host (NumPy) code run once per garment; the solver moves the results to its device.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from fitroom.errors import FitroomError
+
+
+class CleanMesh(NamedTuple):
+    """A welded triangle mesh and what was repaired.
+
+    vertices : (N, 3) float64; faces : (F, 3) int64; source : (N0,) int, the welded vertex each
+    input vertex became (-1 for an unused one); report : counts of what was repaired.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    source: np.ndarray
+    report: dict
+
+
+def weld(vertices, tolerance: float = 1e-5):
+    """Merges vertices closer than `tolerance` (m): (unique (N, 3), index (N0,) into them).
+
+    Positions are snapped to a grid of the tolerance and merged when equal, so two vertices a
+    hair apart across a grid line stay apart: harmless, they are only not merged.
+    """
+    v = np.asarray(vertices, np.float64)
+    keys = np.round(v / tolerance).astype(np.int64)
+    _, first, index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return v[first], index.reshape(-1)
+
+
+def clean_mesh(vertices, faces, tolerance: float = 1e-5, min_area: float = 1e-12) -> CleanMesh:
+    """Welds duplicate vertices, drops degenerate and repeated triangles and unused vertices.
+
+    Non-manifold edges (three or more triangles) are kept: the solver treats them like any other
+    edge, and only bending across them is left out (see `bending_edges`).
+
+    Raises FitroomError `bad_garment` when nothing simulatable is left or the input is malformed.
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3 or len(v) < 3:
+        raise FitroomError("bad_garment", "The garment needs at least three 3D vertices.")
+    if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+        raise FitroomError("bad_garment", "The garment needs triangles (an (F, 3) face list).")
+    if not np.all(np.isfinite(v)):
+        raise FitroomError("bad_garment", "The garment has NaN or infinite vertex positions.")
+    f = f.astype(np.int64)
+    if f.min() < 0 or f.max() >= len(v):
+        raise FitroomError("bad_garment", f"The garment's faces index vertices outside 0..{len(v) - 1}.")
+    n_in, f_in = len(v), len(f)
+    welded, index = weld(v, tolerance)
+    f = index[f]
+    collapsed = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
+    p = welded[f]
+    area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+    keep = ~collapsed & (area > min_area)
+    degenerate = int((~keep).sum())
+    f = f[keep]
+    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    repeated = len(f) - len(first)
+    f = f[np.sort(first)]
+    if len(f) == 0:
+        raise FitroomError("bad_garment", "Every triangle of the garment is degenerate (zero area).")
+    used = np.unique(f)
+    remap = np.full(len(welded), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    out_faces = remap[f]
+    source = remap[index]
+    report = {
+        "input_vertices": n_in,
+        "input_faces": f_in,
+        "welded_vertices": n_in - len(welded),
+        "degenerate_faces": degenerate,
+        "repeated_faces": int(repeated),
+        "unused_vertices": int(len(welded) - len(used)),
+        "non_manifold_edges": int(non_manifold_edge_count(out_faces)),
+    }
+    return CleanMesh(welded[used], out_faces, source, report)
+
+
+def unique_edges(faces):
+    """Edges (E, 2) sorted per row, and for each the faces using it: (E, 2) int with -1 where an
+    edge has one face; edges with three or more faces list two of them and are flagged in
+    `manifold` (E,) bool. Returns (edges, edge_faces, manifold)."""
+    f = np.asarray(faces, np.int64)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e.sort(axis=1)
+    owner = np.tile(np.arange(len(f)), 3)
+    order = np.lexsort((e[:, 1], e[:, 0]))
+    e, owner = e[order], owner[order]
+    start = np.flatnonzero(np.r_[True, (e[1:] != e[:-1]).any(1)])
+    count = np.diff(np.r_[start, len(e)])
+    edge_faces = np.full((len(start), 2), -1, np.int64)
+    edge_faces[:, 0] = owner[start]
+    two = count >= 2
+    edge_faces[two, 1] = owner[start[two] + 1]
+    return e[start], edge_faces, count <= 2
+
+
+def non_manifold_edge_count(faces) -> int:
+    return int((~unique_edges(faces)[2]).sum())
+
+
+def boundary_vertices(faces, n_vertices: int) -> np.ndarray:
+    """(N,) bool: vertices on an edge that has only one triangle."""
+    edges, edge_faces, _ = unique_edges(faces)
+    out = np.zeros(n_vertices, bool)
+    out[edges[edge_faces[:, 1] < 0].reshape(-1)] = True
+    return out
+
+
+def cotangent_laplacian(vertices, faces):
+    """The cotangent Laplacian as COO triplets (rows, cols, values) and vertex areas (N,).
+
+    L x at vertex i = sum_j (cot a_ij + cot b_ij) / 2 (x_j - x_i): zero at interior vertices of a
+    flat mesh, 2 H n A_i on a curved one. Vertex areas are a third of the incident triangles'.
+    Cotangents are clamped to +-10 so that slivers cannot produce huge weights.
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    rows, cols, vals = [], [], []
+    for k in range(3):
+        i, j, o = f[:, (k + 1) % 3], f[:, (k + 2) % 3], f[:, k]
+        a, b = v[i] - v[o], v[j] - v[o]
+        cot = (a * b).sum(1) / np.maximum(np.linalg.norm(np.cross(a, b), axis=1), 1e-20)
+        w = 0.5 * np.clip(cot, -10.0, 10.0)
+        rows += [i, j, i, j]
+        cols += [j, i, i, j]
+        vals += [w, w, -w, -w]
+    p = v[f]
+    area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+    vertex_area = np.bincount(f.reshape(-1), np.repeat(area / 3.0, 3), minlength=len(v))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), vertex_area

@@ -1,0 +1,120 @@
+"""Cloth against itself: vertex-triangle repulsion with a thickness, and intersection counting.
+
+Candidate pairs are overlapping bounding boxes (`box_pairs`); the narrow phase is exact closest
+points or segment-triangle tests. Repulsion keeps each vertex on the side of a nearby triangle it was
+on at the start of the step, so folds that touch slide over each other instead of passing through.
+"""
+
+from __future__ import annotations
+
+from engine.backend import array_namespace
+from engine.mesh_queries import box_pairs, closest_point_on_triangles, face_normals
+
+
+def _triangle_boxes(x, faces, pad: float = 0.0):
+    """Bounding boxes (lo (F, 3), hi (F, 3)) of triangles, grown by `pad` (m)."""
+    p = x[faces]
+    return p.min(1) - pad, p.max(1) + pad
+
+
+def vertex_triangle_pairs(x, faces, radius: float):
+    """Pairs (vertex (k,), triangle (k,)) whose distance may be below `radius` (m): the vertex
+    lies in the triangle's bounding box grown by `radius`. A vertex is never paired with a
+    triangle it belongs to."""
+    lo, hi = _triangle_boxes(x, faces, radius)
+    vi, ti = box_pairs(x, x, lo, hi)
+    keep = (faces[ti] != vi[:, None]).all(1)
+    return vi[keep], ti[keep]
+
+
+def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2):
+    """Pushes vertices and triangles of `pairs` apart to at least `thickness` (m); returns new x.
+
+    x, x_start : (N, 3) positions now and at the start of the step; pairs from
+    `vertex_triangle_pairs`. Corrections are split half to the vertex, half to the triangle's
+    vertices by barycentric weight, and averaged where several pairs touch one vertex (Jacobi).
+    """
+    xp = array_namespace(x)
+    vi, ti = pairs
+    if len(vi) == 0:
+        return x
+    n_v = len(x)
+    f = faces[ti]
+    # Only pairs within twice the thickness, or whose vertex changed sides of the triangle's
+    # plane during the step, can need a push.
+    q, _ = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
+    near = xp.linalg.norm(x[vi] - q, axis=1) < 2.0 * thickness
+    now = ((x[vi] - x[f[:, 0]]) * face_normals(x, f)).sum(1)
+    before = ((x_start[vi] - x_start[f[:, 0]]) * face_normals(x_start, f)).sum(1)
+    keep = near | (now * before < 0)
+    vi, f = vi[keep], f[keep]
+    if len(vi) == 0:
+        return x
+    # Which side each vertex was on: fixed for the whole step.
+    q0, _ = closest_point_on_triangles(x_start[vi], x_start[f[:, 0]], x_start[f[:, 1]], x_start[f[:, 2]])
+    n0 = face_normals(x_start, f)
+    side = xp.where(((x_start[vi] - q0) * n0).sum(1) >= 0, 1.0, -1.0)
+    for _ in range(passes):
+        q, bary = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
+        n = face_normals(x, f)
+        s = side * ((x[vi] - q) * n).sum(1)
+        corr = xp.maximum(thickness - s, 0.0)
+        hit = corr > 0
+        if not bool(hit.any()):
+            break
+        push = (0.5 * corr * side)[:, None] * n  # (k, 3)
+        w = bary / xp.maximum((bary**2).sum(1, keepdims=True), 1e-12)
+        delta = xp.zeros((n_v, 3), x.dtype)
+        count = xp.bincount(vi[hit], minlength=n_v).astype(x.dtype)
+        for c in range(3):
+            delta[:, c] += xp.bincount(vi, weights=push[:, c], minlength=n_v)
+            for k in range(3):
+                delta[:, c] -= xp.bincount(f[:, k], weights=w[:, k] * push[:, c], minlength=n_v)
+        for k in range(3):
+            count += xp.bincount(f[hit, k], minlength=n_v)
+        x = x + delta / xp.maximum(count, 1.0)[:, None]
+    return x
+
+
+def _unique_edges(faces):
+    xp = array_namespace(faces)
+    e = xp.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = xp.sort(e, axis=1)
+    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
+    _, first = xp.unique(key, return_index=True)
+    return e[first]
+
+
+def self_intersections(x, faces) -> int:
+    """How many (edge, triangle) pairs of the mesh cross, edges and triangles sharing no vertex.
+
+    x : (N, 3); faces : (F, 3). Each place where two sheets pass through each other counts at
+    least twice (two edges cross the other sheet), so 0 is the only good answer.
+    """
+    xp = array_namespace(x)
+    edges = _unique_edges(faces)
+    a, b = x[edges[:, 0]], x[edges[:, 1]]
+    lo, hi = _triangle_boxes(x, faces)
+    ei, ti = box_pairs(xp.minimum(a, b), xp.maximum(a, b), lo, hi)
+    f = faces[ti]
+    e = edges[ei]
+    keep = ~(f[:, :, None] == e[:, None, :]).any((1, 2))
+    ei, f = ei[keep], f[keep]
+    if len(ei) == 0:
+        return 0
+    # Moller-Trumbore with the segment parameter restricted to [0, 1].
+    p0, p1, p2 = x[f[:, 0]], x[f[:, 1]], x[f[:, 2]]
+    o, d = a[ei], b[ei] - a[ei]
+    e1, e2 = p1 - p0, p2 - p0
+    h = xp.cross(d, e2)
+    det = (e1 * h).sum(1)
+    scale = xp.linalg.norm(d, axis=1) * xp.linalg.norm(e1, axis=1) * xp.linalg.norm(e2, axis=1)
+    ok = xp.abs(det) > 1e-9 * scale  # coplanar pairs touch, they do not cross
+    inv = 1.0 / xp.where(ok, det, 1.0)
+    s = o - p0
+    u = (s * h).sum(1) * inv
+    qv = xp.cross(s, e1)
+    v = (d * qv).sum(1) * inv
+    t = (e2 * qv).sum(1) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t >= 0) & (t <= 1)
+    return int(hit.sum())

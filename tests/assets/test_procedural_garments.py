@@ -1,0 +1,329 @@
+"""Procedural garments: mesh soundness, clearance, girths against the graded chart, grading.
+
+Garments are built once per module (female XS, M, XL of every kind, and male M) at about 3000
+vertices; the helpers below measure them independently of the generator: exact point-triangle
+distances to the body, a triangle-triangle intersection test and tape girths from
+`engine.sections`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from assets.garment_chart import GARMENT_KINDS, garment_measurements
+from assets.procedural_garments import procedural_garment, reference_body
+from engine.sections import connected_labels, convex_hull_2d, horizontal_sections, polygon_perimeter
+from fitroom.errors import FitroomError
+
+SIZES = ("XS", "M", "XL")
+CASES = [(kind, size, "female") for kind in GARMENT_KINDS for size in SIZES] + [
+    (kind, "M", "male") for kind in GARMENT_KINDS
+]
+OPENINGS = {"tshirt": 4, "longsleeve": 4, "dress": 4, "skirt": 2, "trousers": 3}
+GIRTHS = {"tshirt": ("chest", "waist", "hip"), "longsleeve": ("chest", "waist", "hip"),
+          "dress": ("chest", "waist", "hip"), "skirt": ("waist", "hip"), "trousers": ("waist", "hip")}
+
+
+@pytest.fixture(scope="module")
+def bodies(body_model_cpu):
+    """(size, sex) -> (reference body vertices (V, 3), its measurements)."""
+    from avatar.measurements import measure_body
+
+    out = {}
+    for size, sex in {(s, x) for _, s, x in CASES}:
+        _, v = reference_body(body_model_cpu, size, sex)
+        out[size, sex] = (v, measure_body(v, body_model_cpu))
+    return out
+
+
+@pytest.fixture(scope="module")
+def garments(body_model_cpu, bodies):
+    return {case: procedural_garment(body_model_cpu, *case, target_vertices=3000) for case in CASES}
+
+
+# ---- independent measuring helpers -------------------------------------------------------------
+
+
+def closest_point_on_triangles(p, a, b, c):
+    """Closest points (..., 3) to p on triangles abc, by barycentric region tests."""
+    ab, ac, ap, bp, cp = b - a, c - a, p - a, p - b, p - c
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = vb / (va + vb + vc)
+        t = vc / (va + vb + vc)
+        q = a + s[..., None] * ab + t[..., None] * ac
+        regions = [
+            ((va <= 0) & (d4 >= d3) & (d5 >= d6), b + ((d4 - d3) / ((d4 - d3) + (d5 - d6)))[..., None] * (c - b)),
+            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + (d2 / (d2 - d6))[..., None] * ac),
+            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + (d1 / (d1 - d3))[..., None] * ab),
+            ((d6 >= 0) & (d5 <= d6), c),
+            ((d3 >= 0) & (d4 <= d3), b),
+            ((d1 <= 0) & (d2 <= 0), a),
+        ]
+    for mask, value in regions:
+        q = np.where(mask[..., None], np.broadcast_to(value, q.shape), q)
+    return q
+
+
+def signed_distance(points, body_v, body_f, k=16):
+    """Signed distances (n,) of points to the body surface: exact point-triangle distance over the
+    k triangles with the nearest centroids, sign from the closest triangle's normal."""
+    tri = body_v[body_f]
+    _, idx = cKDTree(tri.mean(axis=1)).query(points, k=k)
+    t = tri[idx]
+    q = closest_point_on_triangles(points[:, None], t[:, :, 0], t[:, :, 1], t[:, :, 2])
+    d = np.linalg.norm(points[:, None] - q, axis=2)
+    j = np.argmin(d, axis=1)
+    rows = np.arange(len(points))
+    f = tri[idx[rows, j]]
+    n = np.cross(f[:, 1] - f[:, 0], f[:, 2] - f[:, 0])
+    side = np.sign(((points - q[rows, j]) * n).sum(axis=1))
+    return d[rows, j] * np.where(side < 0, -1.0, 1.0)
+
+
+def _orient(a, b, c, d):
+    """Signed volumes (n,) of tetrahedra abcd."""
+    return np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a)
+
+
+def segments_cross_triangles(p, q, a, b, c):
+    """(n,) whether segments pq pass through triangles abc (strictly; coplanar cases ignored)."""
+    s1, s2 = _orient(a, b, c, p), _orient(a, b, c, q)
+    crosses = s1 * s2 < 0
+    u, v, w = _orient(p, q, a, b), _orient(p, q, b, c), _orient(p, q, c, a)
+    return crosses & (((u > 0) & (v > 0) & (w > 0)) | ((u < 0) & (v < 0) & (w < 0)))
+
+
+def self_intersections(V, F) -> int:
+    """Number of pairs of faces sharing no vertex whose triangles intersect."""
+    tri = V[F]
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    centre = tri.mean(axis=1)
+    radius = np.linalg.norm(tri - centre[:, None], axis=2).max()
+    pairs = cKDTree(centre).query_pairs(2 * radius, output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    overlap = np.all((lo[i] <= hi[j]) & (lo[j] <= hi[i]), axis=1)
+    i, j = i[overlap], j[overlap]
+    share = (F[i][:, :, None] == F[j][:, None, :]).any(axis=(1, 2))
+    i, j = i[~share], j[~share]
+    hit = np.zeros(len(i), bool)
+    for x, y in ((i, j), (j, i)):
+        a, b, c = (V[F[y][:, k]] for k in range(3))
+        for e0, e1 in ((0, 1), (1, 2), (2, 0)):
+            hit |= segments_cross_triangles(V[F[x][:, e0]], V[F[x][:, e1]], a, b, c)
+    return int(hit.sum())
+
+
+def boundary_loops(F) -> int:
+    """Number of boundary loops (chains of edges used by one face)."""
+    e = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+    edges, counts = np.unique(e, axis=0, return_counts=True)
+    b = edges[counts == 1]
+    if len(b) == 0:
+        return 0
+    verts, inv = np.unique(b, return_inverse=True)
+    inv = inv.reshape(-1, 2)
+    return len(np.unique(connected_labels(len(verts), inv[:, 0], inv[:, 1])))
+
+
+def min_angles(V, F):
+    """(m,) smallest corner angle of each triangle, degrees."""
+    t = V[F]
+    out = []
+    for k in range(3):
+        u, w = t[:, (k + 1) % 3] - t[:, k], t[:, (k + 2) % 3] - t[:, k]
+        cos = (u * w).sum(1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(w, axis=1))
+        out.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    return np.min(out, axis=0)
+
+
+def torso_girth_cm(V, F, y):
+    """Tape girth (cm) round the torso at level y: the convex hull of the section's loops whose
+    x range holds the midline. Above a top's underarm the tape goes 2 cm below the underarm,
+    where a garment's chest is measured. The underarm is found scanning down in 2 mm steps: the
+    torso loop's half-width drops by 2 cm or more where a sleeve parts from it, then narrows
+    steeply (more than 0.6 mm a step) until the sleeves' caps have left it too."""
+
+    def torso_points(level_ys):
+        sec = horizontal_sections(V, F, level_ys)
+        seg, lev = np.asarray(sec.segments), np.asarray(sec.level)
+        per_level = []
+        for i in range(len(level_ys)):
+            s, loops = seg[lev == i], sec.loop[lev == i]
+            keep = [lab for lab in np.unique(loops) if s[loops == lab][:, :, 0].min() <= 0 <= s[loops == lab][:, :, 0].max()]
+            per_level.append(s[np.isin(loops, keep)].reshape(-1, 2))
+        return per_level
+
+    ys = y - np.arange(0.0, 0.2, 0.002)
+    half = np.array([np.abs(p[:, 0]).max() if len(p) else 0.0 for p in torso_points(ys)])
+    drops = np.nonzero((half[1:] < half[:-1] - 0.02) & (half[1:] > 0))[0]
+    at = y
+    if len(drops):
+        i = drops[0] + 1
+        while i + 1 < len(ys) and half[i] - half[i + 1] > 0.0006:
+            i += 1
+        at = ys[i] - 0.02
+    return polygon_perimeter(convex_hull_2d(torso_points([at])[0])) * 100
+
+
+# ---- the chart ---------------------------------------------------------------------------------
+
+
+def test_chart_is_body_chart_plus_ease():
+    from avatar.size_chart import size_measurements
+
+    body = size_measurements("M", "female")
+    assert garment_measurements("tshirt", "M", "female")["chest_cm"] == pytest.approx(body["chest_cm"] + 10)
+    assert garment_measurements("skirt", "M", "female")["hip_cm"] == pytest.approx(body["hip_cm"] + 6)
+    assert set(garment_measurements("trousers", "M", "male")) >= {"waist_cm", "hip_cm", "length_cm"}
+    assert "chest_cm" not in garment_measurements("skirt", "S", "female")
+    for kind in GARMENT_KINDS:
+        for sex in ("female", "male"):
+            rows = [garment_measurements(kind, s, sex) for s in ("XS", "S", "M", "L", "XL")]
+            for key in rows[0]:
+                values = [r[key] for r in rows]
+                assert values == sorted(values), (kind, sex, key)
+            assert rows[-1]["length_cm"] > rows[0]["length_cm"]
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [(("gown", "M", "female"), "bad_kind"), (("tshirt", "XXL", "female"), "bad_size"), (("tshirt", "M", "other"), "bad_sex")],
+)
+def test_chart_errors(args, code):
+    with pytest.raises(FitroomError) as e:
+        garment_measurements(*args)
+    assert e.value.code == code
+
+
+def test_generator_errors(body_model_cpu):
+    for args, code in ((("gown", "M"), "bad_kind"), (("skirt", "3XL"), "bad_size")):
+        with pytest.raises(FitroomError) as e:
+            procedural_garment(body_model_cpu, *args)
+        assert e.value.code == code
+    with pytest.raises(FitroomError):
+        procedural_garment(body_model_cpu, "skirt", "M", sex="robot")
+
+
+# ---- the reference bodies ----------------------------------------------------------------------
+
+
+def test_reference_body_is_cached_on_disk(body_model_cpu, tmp_path, monkeypatch):
+    from assets import procedural_garments
+
+    monkeypatch.setenv("FITROOM_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(procedural_garments, "_BODIES", {})
+    shape, v = reference_body(body_model_cpu, "s", "male")
+    path = tmp_path / "reference_bodies" / "male_S.npz"
+    assert path.exists() and [p.name for p in path.parent.iterdir()] == ["male_S.npz"]
+    assert v.shape == (body_model_cpu.n_vertices, 3) and abs(v[:, 1].min()) < 1e-9
+    monkeypatch.setattr(procedural_garments, "_BODIES", {})
+    shape2, v2 = reference_body(body_model_cpu, "S", "male")
+    np.testing.assert_array_equal(shape, shape2)
+    np.testing.assert_array_equal(v, v2)
+
+
+# ---- the garments ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_mesh_is_one_welded_manifold_with_its_openings(garments, bodies, case):
+    g = garments[case]
+    V, F = g.vertices, g.faces
+    assert V.shape[1] == 3 and F.shape[1] == 3 and F.dtype.kind == "i"
+    assert 0.85 * 3000 <= len(V) <= 1.15 * 3000
+    assert len(np.unique(F)) == len(V)
+    labels = connected_labels(len(V), np.r_[F[:, 0], F[:, 1]], np.r_[F[:, 1], F[:, 2]])
+    assert len(np.unique(labels)) == 1
+    directed = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    undirected, counts = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
+    assert counts.max() <= 2  # edge-manifold
+    # Consistent winding: an edge shared by two faces is walked once each way.
+    assert len(np.unique(directed, axis=0)) == len(directed)
+    assert boundary_loops(F) == OPENINGS[case[0]]
+    assert len(cKDTree(V).query_pairs(0.0005)) == 0  # welded
+    angles = min_angles(V, F)
+    areas = np.linalg.norm(np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]]), axis=1) / 2
+    assert areas.min() > 1e-8
+    assert np.mean(angles < 10) < 0.01 and angles.min() > 1.0
+    # Normals point away from the body.
+    body_v = bodies[case[1], case[2]][0]
+    c = V[F].mean(axis=1)
+    n = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
+    _, near = cKDTree(body_v).query(c)
+    assert np.mean(((c - body_v[near]) * n).sum(axis=1) > 0) > 0.95
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_garment_clears_the_body(garments, bodies, body_model_cpu, case):
+    g = garments[case]
+    d = signed_distance(g.vertices, bodies[case[1], case[2]][0], np.asarray(body_model_cpu.faces))
+    assert d.min() >= 0.004, f"closest vertex {d.min() * 1000:.2f} mm"
+    np.testing.assert_array_equal(g.body_vertices, bodies[case[1], case[2]][0])
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_girths_match_the_chart(garments, bodies, case):
+    g = garments[case]
+    chart = garment_measurements(*case)
+    meas = bodies[case[1], case[2]][1]
+    assert set(g.girths_cm) == set(GIRTHS[case[0]])
+    for region in GIRTHS[case[0]]:
+        girth = torso_girth_cm(g.vertices, g.faces, meas[f"{region}_height_cm"] / 100)
+        assert girth == pytest.approx(chart[f"{region}_cm"], abs=1.0), region
+        assert g.girths_cm[region] == pytest.approx(girth, abs=0.05)
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_no_self_intersections(garments, case):
+    g = garments[case]
+    assert self_intersections(g.vertices, g.faces) == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_attached_is_the_waistband(garments, case):
+    g = garments[case]
+    kind = case[0]
+    assert g.attached.shape == (len(g.vertices),) and g.attached.dtype == bool
+    assert (g.kind, g.size, g.sex) == case
+    if kind in ("skirt", "trousers"):
+        top = g.vertices[:, 1].max()
+        band = g.vertices[g.attached, 1]
+        assert g.attached.sum() >= 2 * 24  # at least two rows
+        assert band.min() >= top - 0.025 and top - band.min() >= 0.01
+        assert not g.attached[g.vertices[:, 1] < top - 0.025].any()
+    else:
+        assert not g.attached.any()
+
+
+@pytest.mark.parametrize("kind", GARMENT_KINDS)
+def test_bigger_sizes_are_bigger(garments, kind):
+    region = "chest" if "chest" in GIRTHS[kind] else "hip"
+    xs, m, xl = (garments[kind, s, "female"].girths_cm[region] for s in SIZES)
+    assert xs < m < xl
+    widths = [np.ptp(garments[kind, s, "female"].vertices[:, 2]) for s in SIZES]
+    assert widths[0] < widths[2]
+
+
+def test_silhouettes(garments, bodies):
+    """Openings where the kind has them: sleeves' ends, hems and waistbands."""
+    meas = bodies["M", "female"][1]
+    v = {kind: garments[kind, "M", "female"].vertices for kind in GARMENT_KINDS}
+    knee = 0.5 * (meas["inseam_cm"] / 100)  # roughly half-way down the leg
+    assert v["tshirt"][:, 1].min() < meas["hip_height_cm"] / 100 - 0.02  # hem below the hip
+    assert np.abs(v["longsleeve"][:, 0]).max() > np.abs(v["tshirt"][:, 0]).max() + 0.1  # long sleeves
+    assert v["dress"][:, 1].min() < knee + 0.15 and v["skirt"][:, 1].min() < knee + 0.15
+    assert v["trousers"][:, 1].min() < 0.15  # to the ankles
+    assert v["skirt"][:, 1].max() < meas["chest_height_cm"] / 100 - 0.05
+
+
+def test_ten_thousand_vertices(body_model_cpu):
+    g = procedural_garment(body_model_cpu, "dress", "M", "female", target_vertices=10_000)
+    assert 8_500 <= len(g.vertices) <= 11_500
+    assert boundary_loops(g.faces) == 4
+    assert g.girths_cm["waist"] == pytest.approx(garment_measurements("dress", "M", "female")["waist_cm"], abs=1.0)

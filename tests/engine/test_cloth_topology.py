@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from engine.cloth_scenes import square_cloth
+from engine.cloth_topology import boundary_vertices, clean_mesh, unique_edges
+from fitroom.errors import FitroomError
+
+
+def test_clean_mesh_welds_and_drops_broken_triangles():
+    v, f = square_cloth(4, 1.0)
+    # Split the mesh along a seam (duplicate vertices), add a zero-area and a repeated triangle.
+    v2 = np.concatenate([v, v[:4] + 1e-7])
+    f2 = f.copy()
+    f2[f2 < 4] += len(v)
+    f2 = np.concatenate([f2, [[0, 1, 1], [0, 4, 8], f[5], f[5][::-1]]])  # (0, 4, 8) is collinear
+    mesh = clean_mesh(v2, f2)
+    assert len(mesh.vertices) == 16
+    assert mesh.report["welded_vertices"] == 4
+    assert mesh.report["degenerate_faces"] == 2
+    assert mesh.report["repeated_faces"] == 2  # a grid triangle twice more, once flipped
+    assert len(mesh.faces) == len(f)
+    assert boundary_vertices(mesh.faces, 16).sum() == 12
+
+
+def test_non_manifold_edges_are_counted_and_kept():
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1.0]])
+    f = np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])
+    mesh = clean_mesh(v, f)
+    assert mesh.report["non_manifold_edges"] == 1
+    edges, _, manifold = unique_edges(mesh.faces)
+    assert (~manifold).sum() == 1 and len(mesh.faces) == 3
+
+
+@pytest.mark.parametrize("vertices, faces, words", [
+    (np.zeros((2, 3)), np.array([[0, 1, 1]]), "three"),
+    (np.array([[0, 0, 0], [1, 0, 0], [np.nan, 1, 0]]), np.array([[0, 1, 2]]), "NaN"),
+    (np.eye(3), np.array([[0, 1, 5]]), "outside"),
+    (np.zeros((3, 3)), np.array([[0, 1, 2]]), "degenerate"),
+    (np.eye(3), np.zeros((0, 3), int), "triangles"),
+])
+def test_bad_meshes_get_clear_errors(vertices, faces, words):
+    with pytest.raises(FitroomError, match=words):
+        clean_mesh(vertices, faces)

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from engine.drape import DrapeSettings, drape
+from engine.fabrics import fabric_preset
+
+FAST = DrapeSettings(max_steps=60, min_steps=10)
+
+
+@pytest.fixture(scope="module")
+def skirt_on_l(small_skirt, reference_bodies, body_model_cpu):
+    g = small_skirt
+    return drape(g.vertices, g.faces, g.body_vertices, reference_bodies["L"], np.asarray(body_model_cpu.faces),
+                 fabric_preset("cotton_jersey"), attached=g.attached, settings=FAST)
+
+
+def test_small_skirt_drapes_on_a_bigger_body_without_penetration(skirt_on_l):
+    r = skirt_on_l
+    assert np.isfinite(r.positions).all()
+    assert r.penetration_mm.max() <= 2.0
+    assert r.steps <= FAST.max_steps and r.stop_reason in ("settled", "budget")
+    assert 98.0 < np.percentile(r.strain_percent, 50) < 115.0  # M on an L body: stretched a little
+    assert r.pressure_kpa.min() >= 0.0
+
+
+def test_a_garment_far_too_small_is_reported_with_its_strain(small_skirt, body_model_cpu):
+    g = small_skirt
+    shrunk = g.vertices * [0.7, 1.0, 0.7]  # 30 % narrower than the body it must go round
+    r = drape(shrunk, g.faces, g.body_vertices, g.body_vertices, np.asarray(body_model_cpu.faces),
+              fabric_preset("denim"), attached=g.attached, settings=DrapeSettings(max_steps=15, min_steps=5))
+    assert np.isfinite(r.positions).all()
+    assert np.percentile(r.strain_percent, 95) > 125.0
+
+
+def test_broken_garment_and_holed_body_do_not_crash(small_skirt, reference_bodies, body_model_cpu):
+    g = small_skirt
+    faces = np.asarray(body_model_cpu.faces)
+    # Duplicate vertices along a seam, a degenerate triangle, and a body with a hole in the belly.
+    v = np.concatenate([g.vertices, g.vertices[:50]])
+    f = g.faces.copy()
+    f[np.isin(f, np.arange(50))] += len(g.vertices)
+    f = np.concatenate([f, [[0, 0, 1]]])
+    body = reference_bodies["M"]
+    belly = (body[faces].mean(1)[:, 2] > 0.05) & (np.abs(body[faces].mean(1)[:, 1] - 1.0) < 0.05)
+    r = drape(v, f, g.body_vertices, body, faces[~belly], fabric_preset("silk_charmeuse"),
+              attached=np.concatenate([g.attached, g.attached[:50]]), settings=DrapeSettings(max_steps=10, min_steps=5))
+    assert r.mesh_report["welded_vertices"] == 50 and r.mesh_report["degenerate_faces"] == 1
+    assert np.isfinite(r.positions).all() and len(r.positions) == len(g.vertices)

@@ -1,0 +1,55 @@
+import numpy as np
+
+from engine.body_model import forward_kinematics, rest_shape, shape_coefficients, skin
+from engine.garment_refit import refit, transfer_weights
+from engine.mesh_queries import SurfaceQuery
+
+
+def _signed(points, body, faces):
+    q = SurfaceQuery(body, faces)
+    return q.closest(points, q.nearest_vertices(points))[2]
+
+
+def test_refit_keeps_every_vertex_outside_a_bigger_and_a_smaller_body(small_skirt, reference_bodies, body_model_cpu):
+    faces = np.asarray(body_model_cpu.faces)
+    g = small_skirt
+    for target in (reference_bodies["L"], reference_bodies["M"] * [0.9, 1.0, 0.9]):
+        moved, _ = refit(g.vertices, g.faces, g.body_vertices, target, faces, clearance=0.004)
+        assert _signed(moved, target, faces).min() >= 0.004 - 1e-6
+        # The garment keeps its shape: neighbouring vertices move together.
+        e = g.faces[:, :2]
+        stretch = np.linalg.norm(moved[e[:, 0]] - moved[e[:, 1]], axis=1) / np.linalg.norm(g.vertices[e[:, 0]] - g.vertices[e[:, 1]], axis=1)
+        assert 0.8 < np.median(stretch) < 1.25
+
+
+def test_transferred_weights_follow_the_pose(body_model_cpu):
+    from assets.procedural_garments import procedural_garment
+
+    model = body_model_cpu
+    faces = np.asarray(model.faces)
+    g = procedural_garment(model, "tshirt", "M", "female", target_vertices=1500)
+    _, anchors = refit(g.vertices, g.faces, g.body_vertices, g.body_vertices, faces)
+    weights, bones = transfer_weights(anchors, faces, np.asarray(model.bone_weights), np.asarray(model.bone_indices), model.n_bones)
+    np.testing.assert_allclose(weights.sum(1), 1.0)
+    # Raise the left arm 20 degrees: the t-shirt's skinned sleeve moves with it.
+    from assets.procedural_garments import reference_body
+    from engine.rotations import rotvec_to_matrix
+
+    shape, body = reference_body(model, "M", "female")
+    rest = rest_shape(model, shape_coefficients(model, shape))
+    identity = np.broadcast_to(np.eye(3), (model.n_bones, 3, 3)).copy()
+    pose = identity.copy()
+    pose[model.bone("upperarm01.L")] = np.asarray(rotvec_to_matrix(np.array([0.0, 0.0, np.deg2rad(20)])))
+    ref, posed = (forward_kinematics(model, rest, p, np.zeros(3)) for p in (identity, pose))
+    lift = body[:, 1].min() - np.asarray(skin(model, rest.vertices, ref))[:, 1].min()
+    posed_body = np.asarray(skin(model, rest.vertices, posed)) + [0, lift, 0]
+    # Linear blend skinning with each bone's motion from the reference pose to the new one.
+    S_ref, t_ref = np.asarray(ref.rotations), np.asarray(ref.translations)
+    S_new, t_new = np.asarray(posed.rotations), np.asarray(posed.translations)
+    R = S_new @ np.linalg.inv(S_ref)
+    t = t_new - np.einsum("bij,bj->bi", R, t_ref)
+    p = g.vertices - [0, lift, 0]
+    moved = np.einsum("nj,njab,nb->na", weights, R[bones], p) + np.einsum("nj,nja->na", weights, t[bones]) + [0, lift, 0]
+    assert np.abs(moved - g.vertices).max() > 0.02  # the pose moved the sleeve
+    signed = _signed(moved, posed_body, faces)
+    assert signed.min() > 0.002  # skinned with the body, the whole shirt stays outside it
