@@ -60,14 +60,15 @@ def shopper_body(model: BodyModel, avatar_path) -> ShopperBody:
     return ShopperBody(vertices, sex, measure_body(vertices, model))
 
 
-def load_garment(model: BodyModel, garment: str, size: str, sex: str, reference: str | None = None) -> Garment:
+def load_garment(model: BodyModel, garment: str, size: str, sex: str, reference: str | None = None,
+                 vertices: int = 5000) -> Garment:
     """A procedural garment by kind, or a brand's .glb/.gltf/.obj authored on `reference` (an
     Anny-topology body mesh) or, without one, on fitroom's reference body of `size`."""
     from assets.garment_io import read_garment_mesh
     from avatar.mesh_io import read_body_mesh
 
     if garment in GARMENT_KINDS:
-        return procedural_garment(model, garment, size, sex)
+        return procedural_garment(model, garment, size, sex, target_vertices=vertices)
     if not Path(garment).suffix:
         raise FitroomError("bad_garment", f"A garment is one of {', '.join(GARMENT_KINDS)} or a .glb/.gltf/.obj file, not {garment!r}.")
     vertices, faces = read_garment_mesh(Path(garment))

@@ -100,7 +100,7 @@ def _try_on_inputs(args):
 
     model = load_body_model(device="cpu")
     body = shopper_body(model, Path(args.avatar))
-    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body)
+    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, args.vertices)
     return model, body, garment
 
 
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fabric", default="cotton_jersey", help="cotton_jersey, denim, silk_charmeuse, wool_suiting, polyester_knit")
     c.add_argument("-o", "--output", required=True, help="the look as .glb (garment in fit-map colours + body)")
     c.add_argument("--fitmap", help="also write the fit map as .png")
+    c.add_argument("--vertices", type=int, default=5000, help="resolution of a procedural garment (default 5000)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_drape)
 
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--garment", required=True, help=garments)
     c.add_argument("--reference-body", help="the body a garment file was modelled on")
     c.add_argument("--size", default="M", help="the size of a garment file (default M)")
+    c.add_argument("--vertices", type=int, default=2000, help=argparse.SUPPRESS)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_recommend)
 

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from fitroom.cli import main
+
+
+@pytest.fixture(scope="module")
+def avatar_file(tmp_path_factory, body_model_cpu):
+    """An avatar.json of a body between sizes M and L (made from a shape, not a photo)."""
+    from assets.procedural_garments import reference_body
+
+    shape, _ = reference_body(body_model_cpu, "L", "female")
+    m = body_model_cpu
+    n = len(m.phenotype_labels)
+    doc = {
+        "format": "fitroom.avatar/1",
+        "sex": "female",
+        "shape": {"phenotypes": dict(zip(m.phenotype_labels, shape[:n].tolist())),
+                  "local_changes": dict(zip(m.local_change_labels, shape[n:].tolist()))},
+    }
+    path = tmp_path_factory.mktemp("avatar") / "avatar.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_drape_prints_the_json_and_writes_the_look(avatar_file, tmp_path, capsys):
+    look, fitmap = tmp_path / "look.glb", tmp_path / "fitmap.png"
+    code = main(["drape", "--avatar", str(avatar_file), "--garment", "skirt", "--size", "M", "--fabric", "denim",
+                 "-o", str(look), "--fitmap", str(fitmap), "--vertices", "1200", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("seconds", "substeps", "converged", "max_penetration_mm", "p99_penetration_mm", "self_intersections",
+                "strain_p50", "strain_p95", "ease_cm", "recommended_size"):
+        assert key in out
+    assert out["max_penetration_mm"] <= 2.0
+    assert 95.0 < out["strain_p50"] < 130.0
+    assert set(out["ease_cm"]) == {"waist", "hip"}
+    assert out["recommended_size"] in ("L", "XL")  # the body is a size L
+    assert look.read_bytes()[:4] == b"glTF" and fitmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import trimesh
+
+    scene = trimesh.load(str(look))
+    assert len(scene.geometry) == 2
+
+
+def test_recommend_ranks_all_sizes_with_reasons(avatar_file, capsys):
+    assert main(["recommend", "--avatar", str(avatar_file), "--garment", "tshirt", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["size"] for s in out["sizes"]][0] == out["recommended_size"] == "L"
+    reasons = {s["size"]: s["reason"] for s in out["sizes"]}
+    assert "too tight at the chest" in reasons["XS"]
+    assert reasons["L"].startswith("L: chest ease")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--garment", "cape"], "cape"),
+    (["--garment", "/nonexistent/coat.glb"], "coat.glb"),
+    (["--garment", "skirt", "--fabric", "tweed"], "tweed"),
+    (["--garment", "skirt", "--size", "XXXL"], "XXXL"),
+])
+def test_bad_drape_inputs_exit_2_with_one_line(avatar_file, tmp_path, capsys, args, words):
+    code = main(["drape", "--avatar", str(avatar_file), "-o", str(tmp_path / "look.glb"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "look.glb").exists()
