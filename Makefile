@@ -26,6 +26,8 @@ test: $(BODY)
 bench: $(BODY)
 	$(PY) bench/avatar_accuracy.py
 	$(PY) bench/body_model_speed.py
+	$(PY) bench/drape_quality.py
+	$(PY) bench/drape_speed.py
 
 clean:
 	rm -rf .venv .fitroom-data

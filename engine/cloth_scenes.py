@@ -16,3 +16,36 @@ def square_cloth(n: int, size: float = 1.0, height: float = 1.0):
     b, c = a + n, a + 1
     f = np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, b + 1], 1)])
     return v, f
+
+
+def disc_cloth(radius: float, rings: int, height: float = 1.0):
+    """A flat disc in the XZ plane at `height`, rings of vertices round a centre vertex with about
+    equilateral triangles: vertices (N, 3), faces (F, 3), ring index (N,) (0 = centre)."""
+    pts, ring_of, faces = [np.zeros(3)], [0], []
+    prev = [0]
+    for k in range(1, rings + 1):
+        count = 6 * k
+        ang = np.arange(count) * 2 * np.pi / count
+        start = len(pts)
+        r = radius * k / rings
+        pts += [np.array([r * np.cos(a), 0.0, r * np.sin(a)]) for a in ang]
+        ring_of += [k] * count
+        cur = list(range(start, start + count))
+        # Zip the inner ring (6(k-1) vertices) and this ring by angle.
+        i = j = 0
+        n_in, n_out = len(prev), count
+        while i < n_in or j < n_out:
+            a_in = (i + (0.5 if k > 1 else 0.0)) / max(n_in, 1)
+            a_out = (j + 0.5) / n_out
+            if j < n_out and (i >= n_in or a_out <= a_in) or n_in == 1:
+                faces.append([prev[i % n_in], cur[(j + 1) % n_out], cur[j]])
+                j += 1
+                if n_in == 1 and j >= n_out:
+                    break
+            else:
+                faces.append([prev[i % n_in], prev[(i + 1) % n_in], cur[j % n_out]])
+                i += 1
+        prev = cur
+    v = np.array(pts)
+    v[:, 1] = height
+    return v, np.array(faces, np.int64), np.array(ring_of)

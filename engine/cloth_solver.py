@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from engine.backend import to_numpy
 from engine.cloth_model import ClothModel, ClothState
+from engine.mesh_queries import vertex_neighbours
 from engine.self_collision import repel, vertex_triangle_pairs
 
 GRAVITY = (0.0, -9.81, 0.0)
@@ -148,7 +149,9 @@ class ClothSolver:
         membrane_diag = self.matrix.diagonal() - to_numpy(model.mass) / h**2 - to_numpy(self.attach_weight)
         self.hold_stiffness = settings.contact_hold * membrane_diag  # host (N,)
         self.system = LinearSystem(self.matrix, xp)
-        self._held = np.zeros(model.n_vertices, bool)
+        self._held = np.zeros(model.n_vertices, bool)  # the factorised hold set
+        self._touching = xp.zeros(model.n_vertices, bool)
+        self._anchor = model.rest_positions.copy()  # where each touching vertex sticks
         self.factorisations = 1
         self.gravity_step = xp.asarray(settings.gravity, dtype=xp.float64) * h**2
         thickness = settings.self_thickness
@@ -156,6 +159,7 @@ class ClothSolver:
             thickness = max(2.0 * model.fabric.thickness, 0.002)
         self.self_thickness = float(thickness)
         self._pairs = None
+        self._neighbours = None
         self._moved = 0.0
         self.last_contact_force = xp.zeros(model.n_vertices)  # N per vertex, last step
 
@@ -183,21 +187,20 @@ class ClothSolver:
         x = y
         rhs_base = inertia * y + fixed_rhs
         if self.collider is not None and st.contact_hold > 0:
-            hold = self._hold(to_numpy(signed < st.skin_offset + st.contact_gap))
-            # Touching vertices are held where the step started (static friction): a spring to
-            # that point inside the global step, so the body carries the cloth's weight and
-            # tension there instead of a projection after the solve. Under a sustained pull the
-            # spring lets them creep, a little each step, so tight cloth still slides into place.
-            rhs_base = rhs_base + hold[:, None] * self._project(x0, closest, normal, active)[0]
+            hold = self._update_anchors(x0, closest, normal, signed, active)
+            rhs_base = rhs_base + hold[:, None] * self._anchor
         for _ in range(st.iterations):
             tu, tv = membrane_targets(model, x)
             x = self.system.solve(rhs_base + membrane_rhs(model, tu, tv))
+        if self.collider is not None and st.contact_hold > 0:
+            self._slip(x, hold)
         # The global step knows nothing of the body: a badly stretched start can pull cloth
         # centimetres in one step, through a thigh. The step's motion is capped, and contacts
         # are found again where the cloth ended up.
         d = x - x0
         length = xp.linalg.norm(d, axis=1, keepdims=True)
         x = x0 + d * xp.minimum(1.0, st.max_step / xp.maximum(length, 1e-12))
+        solved = x
         if self.self_thickness > 0:
             x = self._self_contact(x, x0)
         if self.collider is not None:
@@ -205,20 +208,59 @@ class ClothSolver:
             x, push = self._project(x, closest, normal, xp.ones(model.n_vertices, bool))
             push_total += push
             self.last_contact_force = model.mass * push_total / h**2
-        v = (x - x0) / h * np.exp(-st.damping * h)
+        # Velocity from the solve plus the body's push; the self-contact correction only moves
+        # positions (Jacobi-averaged pushes overshoot and would otherwise keep the cloth shaking).
+        moved = solved + (x - solved) * (push_total > 0)[:, None] if self.self_thickness > 0 else x
+        v = (moved - x0) / h * np.exp(-st.damping * h)
         if self.collider is not None:
             v = self._friction(v, normal, push_total / h)
         state_out.positions, state_out.velocities = x, v
 
-    def _hold(self, touching: np.ndarray):
-        """Hold weights (N,) on the touching vertices. The global matrix is refactorised (60 ms for
-        5k vertices on a CPU core) when more than 10 % of them differ from the last factorised
-        set; the others are still projected out after the solve."""
-        if (touching != self._held).sum() > 0.1 * max(int(touching.sum()), 1):
-            self.system = LinearSystem(self.matrix + sp.diags(np.where(touching, self.hold_stiffness, 0.0)), self.model.xp)
-            self._held = touching
+    def _update_anchors(self, x0, closest, normal, signed, active):
+        """Static friction for touching vertices: returns their hold weights (N,).
+
+        A vertex that touches the skin (within contact_gap of the skin offset; it lets go beyond
+        twice that, so the set does not flicker) is held by a spring w |x - a|^2 inside the
+        global step to an anchor a: where it first touched, pushed out of the skin. The body so
+        carries the cloth's weight and tension where they meet, instead of a projection after
+        the solve that the next solve undoes. `_slip` moves anchors whose pull exceeds Coulomb's
+        limit, so cloth still slides where it should. The global matrix is refactorised (60 ms
+        for 5k vertices on one CPU core) when more than 10 % of the held set has changed.
+        """
+        xp, st = self.model.xp, self.settings
+        gap = signed - st.skin_offset
+        touching = (gap < st.contact_gap) | (self._touching & (gap < 2.0 * st.contact_gap))
+        # Vertices that keep touching keep their anchor; any other is anchored where it starts.
+        keep = touching & self._touching
+        start, _ = self._project(x0, closest, normal, active)
+        self._anchor = xp.where(keep[:, None], self._anchor, start)
+        self._touching = touching
+        self._contact_normal = normal
+        host = to_numpy(touching)
+        if (host != self._held).sum() > 0.1 * max(int(host.sum()), 1):
+            self.system = LinearSystem(self.matrix + sp.diags(np.where(host, self.hold_stiffness, 0.0)), xp)
+            self._held = host
             self.factorisations += 1
-        return self.model.xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))
+        # The weights must be the factorised ones: a weight missing from the matrix but present
+        # on the right-hand side would pull a vertex towards the origin.
+        return xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))
+
+    def _slip(self, x, hold):
+        """Moves anchors so that no spring pulls harder along the skin than mu times its push
+        into the skin (Coulomb); a vertex pulled harder slides, keeping the limit force."""
+        xp = self.model.xp
+        n = self._contact_normal
+        d = self._anchor - x
+        dn = (d * n).sum(1)
+        dt = d - dn[:, None] * n
+        pull = xp.linalg.norm(dt, axis=1)
+        # Forces, N: the spring's pull along the skin against mu times the push into the skin
+        # (the spring's normal part plus last step's projection force).
+        normal_force = hold * xp.maximum(dn, 0.0) + self.last_contact_force
+        limit = self.model.fabric.friction * normal_force
+        force = hold * pull
+        scale = xp.where(force > limit, limit / xp.maximum(force, 1e-30), 1.0)
+        self._anchor = xp.where((hold > 0)[:, None], x + dn[:, None] * n + scale[:, None] * dt, self._anchor)
 
     def _self_contact(self, x, x0):
         """Vertex-triangle repulsion after the step's solve (see `self_collision`)."""
@@ -227,9 +269,11 @@ class ClothSolver:
         # Pairs found within thickness + slack stay valid until some vertex may have moved half
         # the slack: then they are searched again.
         if self._pairs is None or self._moved > 0.5 * SELF_SLACK:
-            self._pairs = vertex_triangle_pairs(x, self.model.faces, self.self_thickness + SELF_SLACK)
+            if self._neighbours is None:
+                self._neighbours = xp.asarray(vertex_neighbours(to_numpy(self.model.faces), self.model.n_vertices))
+            self._pairs = vertex_triangle_pairs(x, self.model.faces, self.self_thickness + SELF_SLACK, self._neighbours)
             self._moved = 0.0
-        return repel(x, x0, self.model.faces, self._pairs, self.self_thickness)
+        return repel(x, x0, self.model.faces, self._pairs, self.self_thickness, rest=self.model.rest_positions)
 
     def _friction(self, v, normal, dv_normal):
         """Coulomb friction on velocities (N, 3): the tangential speed of a vertex the contact

@@ -17,22 +17,33 @@ def _triangle_boxes(x, faces, pad: float = 0.0):
     return p.min(1) - pad, p.max(1) + pad
 
 
-def vertex_triangle_pairs(x, faces, radius: float):
+def vertex_triangle_pairs(x, faces, radius: float, neighbours=None):
     """Pairs (vertex (k,), triangle (k,)) whose distance may be below `radius` (m): the vertex
-    lies in the triangle's bounding box grown by `radius`. A vertex is never paired with a
-    triangle it belongs to."""
+    lies in the triangle's bounding box grown by `radius`.
+
+    A vertex is never paired with a triangle it belongs to, nor, given `neighbours` (N, d) (-1
+    padded, `mesh_queries.vertex_neighbours`), with one that holds a neighbour of it: those are
+    a triangle or two away along the cloth, and a fold too tight for them to touch is the
+    bending stiffness's business, not contact's.
+    """
     lo, hi = _triangle_boxes(x, faces, radius)
     vi, ti = box_pairs(x, x, lo, hi)
-    keep = (faces[ti] != vi[:, None]).all(1)
+    f = faces[ti]
+    keep = (f != vi[:, None]).all(1)
+    if neighbours is not None:
+        keep &= ~(f[:, :, None] == neighbours[vi][:, None, :]).any((1, 2))
     return vi[keep], ti[keep]
 
 
-def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2):
+def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2, rest=None):
     """Pushes vertices and triangles of `pairs` apart to at least `thickness` (m); returns new x.
 
     x, x_start : (N, 3) positions now and at the start of the step; pairs from
     `vertex_triangle_pairs`. Corrections are split half to the vertex, half to the triangle's
     vertices by barycentric weight, and averaged where several pairs touch one vertex (Jacobi).
+    rest : (N, 3) the garment as authored, or None. Pairs already within 1.5 thicknesses
+    there (under an arm, along a seam allowance) are left alone: pushing them apart would fight
+    the fabric's own rest shape at every step and the drape would never settle.
     """
     xp = array_namespace(x)
     vi, ti = pairs
@@ -40,13 +51,17 @@ def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2):
         return x
     n_v = len(x)
     f = faces[ti]
-    # Only pairs within twice the thickness, or whose vertex changed sides of the triangle's
-    # plane during the step, can need a push.
+    # Only pairs within twice the thickness, or whose vertex went through the triangle during
+    # the step (changed sides of its plane and is no farther from it than it moved), need a push.
     q, _ = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
-    near = xp.linalg.norm(x[vi] - q, axis=1) < 2.0 * thickness
+    dist = xp.linalg.norm(x[vi] - q, axis=1)
     now = ((x[vi] - x[f[:, 0]]) * face_normals(x, f)).sum(1)
     before = ((x_start[vi] - x_start[f[:, 0]]) * face_normals(x_start, f)).sum(1)
-    keep = near | (now * before < 0)
+    moved = xp.linalg.norm(x[vi] - x_start[vi], axis=1)
+    keep = (dist < 2.0 * thickness) | ((now * before < 0) & (dist <= moved + thickness))
+    if rest is not None:
+        q_rest, _ = closest_point_on_triangles(rest[vi], rest[f[:, 0]], rest[f[:, 1]], rest[f[:, 2]])
+        keep &= xp.linalg.norm(rest[vi] - q_rest, axis=1) >= 1.5 * thickness
     vi, f = vi[keep], f[keep]
     if len(vi) == 0:
         return x

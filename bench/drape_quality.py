@@ -1,0 +1,181 @@
+"""Drape quality (issue 3): the five procedural garments on three avatars, and classic cloth scenes.
+
+1. Garments: t-shirt, long-sleeve shirt, dress, skirt and trousers in the size fitroom recommends,
+   draped on a small, a medium and a large avatar (fitroom's female reference bodies XS, M, XL).
+   Per drape: seconds, steps, converged, max and p99 penetration (mm), self-intersections, NaN,
+   strain p50/p95. Targets: penetration <= 2 mm, no self-intersections, no NaN, converged.
+2. A square cloth (1 m, 32 x 32) pinned at two adjacent corners: its sag, with NVIDIA Newton's
+   solvers on the identical mesh and fabric (bench/newton_peer.py) when Newton imports.
+3. A cloth (0.8 m) dropped onto a sphere (r = 0.3 m): penetration, self-intersections.
+4. Cusick drape test: a 30 cm disc clamped on an 18 cm support, the drape coefficient
+   DC = (shadow area - support area) / (disc area - support area) per fabric preset; it should
+   rise with bending rigidity.
+
+    .venv/bin/python bench/drape_quality.py [--vertices 3000] [--quick]
+
+Prints JSON and writes bench/results/drape_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+GARMENTS = ("tshirt", "longsleeve", "dress", "skirt", "trousers")
+AVATARS = {"small": "XS", "medium": "M", "large": "XL"}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def garments_on_avatars(model, vertices: int, max_steps: int, kinds=GARMENTS, avatars=AVATARS) -> list[dict]:
+    from assets.procedural_garments import procedural_garment, reference_body
+    from assets.try_on import ShopperBody, look_summary, size_ranking, try_on
+    from avatar.measurements import measure_body
+    from engine.drape import DrapeSettings
+    from engine.fabrics import fabric_preset
+
+    rows = []
+    for label, chart_size in avatars.items():
+        body_v = reference_body(model, chart_size, "female")[1]
+        body = ShopperBody(body_v, "female", measure_body(body_v, model))
+        for kind in kinds:
+            probe = procedural_garment(model, kind, "M", "female", target_vertices=500)
+            size = size_ranking(probe, body)[0]["size"]
+            garment = procedural_garment(model, kind, size, "female", target_vertices=vertices)
+            look = try_on(model, body, garment, fabric_preset("cotton_jersey"), DrapeSettings(max_steps=max_steps))
+            s = look_summary(look)
+            row = {"avatar": label, "garment": kind, "size": size, "nan": bool(not np.isfinite(look.result.positions).all())}
+            row.update({k: s[k] for k in ("vertices", "seconds", "substeps", "converged", "stop_reason",
+                                          "max_penetration_mm", "p99_penetration_mm", "self_intersections",
+                                          "strain_p50", "strain_p95", "ease_cm")})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def _fitroom_scene(vertices, faces, fabric, attached=None, collider=None, steps=180):
+    from engine.cloth_model import build_cloth_model
+    from engine.cloth_solver import ClothSolver, SolverSettings
+    from engine.self_collision import self_intersections
+
+    model = build_cloth_model(vertices, faces, fabric, attached)
+    solver = ClothSolver(model, SolverSettings(), collider)
+    state = model.initial_state()
+    start = time.perf_counter()
+    for _ in range(steps):
+        solver.step(state, state)
+    return state.positions, time.perf_counter() - start, self_intersections(state.positions, faces)
+
+
+def pinned_square(newton) -> dict:
+    from engine.cloth_scenes import square_cloth
+    from engine.fabrics import fabric_preset
+
+    out = {}
+    for name in ("cotton_jersey", "denim"):
+        fabric = fabric_preset(name)
+        v, f = square_cloth(32, 1.0)
+        pinned = np.zeros(len(v), bool)
+        pinned[[0, 31]] = True
+        x, seconds, _ = _fitroom_scene(v, f, fabric, pinned, steps=300)
+        row = {"fitroom_sag_m": round(float(x[pinned, 1].mean() - x[:, 1].min()), 4), "fitroom_seconds": round(seconds, 2)}
+        if newton is not None:
+            for solver in ("xpbd", "vbd"):
+                try:
+                    r = newton.pinned_square_sag(fabric, n=32, size_m=1.0, solver=solver, frames=300)
+                    row[f"newton_{solver}_sag_m"] = round(r["sag_m"], 4)
+                except Exception as e:  # a peer that cannot run this scene is reported, not fatal
+                    row[f"newton_{solver}_error"] = f"{type(e).__name__}: {e}"[:200]
+        out[name] = row
+    return out
+
+
+def sphere_drop() -> dict:
+    from engine.cloth_scenes import square_cloth
+    from engine.colliders import SphereCollider
+    from engine.fabrics import fabric_preset
+
+    v, f = square_cloth(40, 0.8, height=0.34)
+    x, seconds, crossings = _fitroom_scene(v, f, fabric_preset("cotton_jersey"), collider=SphereCollider(np.zeros(3), 0.3))
+    depth = 0.3 - np.linalg.norm(x, axis=1)
+    return {"vertices": len(v), "seconds": round(seconds, 2), "max_penetration_mm": round(float(max(depth.max(), 0.0) * 1000), 3),
+            "self_intersections": crossings, "nan": bool(not np.isfinite(x).all())}
+
+
+def cusick() -> dict:
+    """Drape coefficient per preset (30 cm specimen on an 18 cm support, as BS 5058 / ISO 9073-9)."""
+    from engine.cloth_scenes import disc_cloth
+    from engine.fabrics import PRESETS
+
+    r_spec, r_disc = 0.15, 0.09
+    out = {}
+    for name, fabric in PRESETS.items():
+        v, f, ring = disc_cloth(r_spec, 20)
+        clamped = np.linalg.norm(v[:, [0, 2]], axis=1) <= r_disc + 1e-9
+        x, _, _ = _fitroom_scene(v, f, fabric, clamped, steps=240)
+        # Shadow: the area inside the outer edge's projection, by angle round the centre.
+        edge = x[ring == ring.max()][:, [0, 2]]
+        edge = edge[np.argsort(np.arctan2(edge[:, 1], edge[:, 0]))]
+        shadow = 0.5 * abs(np.dot(edge[:, 0], np.roll(edge[:, 1], 1)) - np.dot(edge[:, 1], np.roll(edge[:, 0], 1)))
+        dc = (shadow - np.pi * r_disc**2) / (np.pi * (r_spec**2 - r_disc**2))
+        out[name] = {"bending_Nm": fabric.bending, "drape_coefficient": round(float(dc), 3)}
+    order = sorted(out, key=lambda k: out[k]["bending_Nm"])
+    dcs = [out[k]["drape_coefficient"] for k in order]
+    return {"presets": out, "rises_with_bending": bool(all(a <= b + 1e-3 for a, b in zip(dcs, dcs[1:])))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vertices", type=int, default=3000, help="garment resolution")
+    ap.add_argument("--max-steps", type=int, default=150)
+    ap.add_argument("--quick", action="store_true", help="one avatar, two garments")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "drape_quality.json"))
+    args = ap.parse_args()
+
+    from avatar.body import load_body_model
+
+    try:
+        import newton_peer as newton  # bench/ is on the path when this runs as a script
+    except Exception:  # Newton absent or broken: the fitroom side still runs
+        newton = None
+    model = load_body_model("cpu")
+    kinds, avatars = (("tshirt", "skirt"), {"medium": "M"}) if args.quick else (GARMENTS, AVATARS)
+    rows = garments_on_avatars(model, args.vertices, args.max_steps, kinds, avatars)
+    result = {
+        "device": f"CPU: {_cpu_name()} (NumPy)",
+        "garment_vertices": args.vertices,
+        "garments": rows,
+        "garments_summary": {
+            "max_penetration_mm": max(r["max_penetration_mm"] for r in rows),
+            "with_self_intersections": sum(r["self_intersections"] > 0 for r in rows),
+            "with_nan": sum(r["nan"] for r in rows),
+            "converged": sum(r["converged"] for r in rows),
+            "drapes": len(rows),
+            "median_seconds": float(np.median([r["seconds"] for r in rows])),
+        },
+        "pinned_square": pinned_square(newton),
+        "sphere_drop": sphere_drop(),
+        "cusick": cusick(),
+        "targets": {"max_penetration_mm": 2.0, "self_intersections": 0, "nan": 0, "converged": "all"},
+    }
+    print(json.dumps(result, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
