@@ -10,26 +10,29 @@ edge-manifold mesh of good triangles (split quads) whose density is chosen for `
   bridges hollows, and so does cloth: the cleavage, the small of the back, the gap between the
   thighs) offset outward by r(y). The offset is a Minkowski sum with a disc, whose perimeter is the
   hull's plus 2 pi r, so r sets the garment's girth exactly and keeps it r off the body at that
-  height. Below the hip the hull is cumulative (the union of the sections from the hip down): cloth
-  hangs from the seat instead of following the thighs in. Arms are left out; above a top's underarm
-  the section is clipped to the slab |x| <= x_arm(y) between the armholes.
+  height. Below the hip a skirt's or top's hull is cumulative (the union of the sections from the
+  hip down): cloth hangs from the seat instead of following the thighs in. A top's hull is also
+  bridged over 5 cm of height between waist and chest (the fold under the bust). Arms are left
+  out; above a top's underarm the section is clipped to the slab |x| <= x_arm(y) between the
+  armholes (taking in the arm where it comes near the torso, so the envelope passes round it).
 - Rings: horizontal loops of E sampled by arc length (the torso of every garment, skirts).
 - Yokes: the front and the back of a top above the underarm, each a Coons patch between the
-  armhole, the shoulder seams and the neckline, projected onto E and smoothed on it.
+  armhole (where E crosses the armhole slab's side), the shoulder seams (on the top of the
+  shoulder) and the neckline, evened out by arc length and projected onto E.
 - Limbs: rings of offset convex hulls of a limb's sections (planes perpendicular to the arm's bone
-  axis; horizontal for legs), sampled at fixed polar angles so that columns run straight down the
-  limb. A sleeve is lofted from its armhole and pushed off the shoulder; trouser legs hang from a
-  pants junction (a bridge of vertices from the front to the back centre is the shared side of both
-  legs' first loops).
-- A last pass pushes any vertex closer than 4.5 mm to the body out along the body's normal (the
-  shoulders' tops, which a horizontal offset clears only by r times the slope).
+  axis; horizontal for legs). A sleeve's cap is lofted from its armhole in the arm's cylindrical
+  coordinates; trouser legs hang from a pants junction (a bridge of vertices from the front to the
+  back centre is the shared side of both legs' first loops).
+- Last passes push any vertex closer than 4.5 mm to the body out along the body's normal (the
+  tops of the shoulders, which a horizontal offset clears only by r times their slope), flip the
+  odd sliver's edge, and smooth out any local fold where pieces meet at fine resolutions.
 
-Girths are the tape girths of the garment at the body's chest, waist and hip levels (see
-`garment_girths`). A top's underarm lies below the body's chest level (a garment whose torso and
-sleeves were apart there would have to pass between the arm and the torso, 0.5-2.5 cm apart on the
-reference bodies, with its ease and the 4 mm clearance on both sides), so at the chest the section
-runs round torso and sleeves together and the tape is cut at the side seams, as a garment is
-measured flat from side seam to side seam.
+Girths are the tape girths of the garment round its torso at the body's waist and hip levels
+(see `garment_girths`). A top's chest is taken where garments' chests are measured, 2 cm below
+its underarm: the underarm lies 5-9 cm below the body's chest level, because a top with ease
+cannot pass between arm and torso at the chest (0.5-2.5 cm apart on the reference bodies, less
+than its ease plus 4 mm of clearance on both sides), so at the body's chest level the section runs
+round torso and sleeves together.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from assets.garment_chart import GARMENT_KINDS, garment_measurements
 from avatar.size_chart import size_measurements
 from engine.backend import to_numpy
 from engine.body_model import BodyModel
+from engine.mesh_queries import closest_point_on_triangles
 from engine.sections import convex_hull_2d, horizontal_sections, plane_sections, polygon_perimeter
 from fitroom.errors import FitroomError
 from fitroom.settings import get_settings
@@ -204,39 +208,13 @@ def _body_context(model: BodyModel, size: str, sex: str) -> _Body:
     return body
 
 
-def _closest_on_triangles(p, a, b, c):
-    """Closest points (..., 3) on triangles (a, b, c) to points p (Ericson's region tests)."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = 1.0 / (va + vb + vc)
-        out = a + ab * (vb * denom)[..., None] + ac * (vc * denom)[..., None]
-        # Later regions override earlier ones; the tests are exclusive except on shared borders.
-        cases = [
-            ((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0), lambda: b + (c - b) * ((d4 - d3) / ((d4 - d3) + (d5 - d6)))[..., None]),
-            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), lambda: a + ac * (d2 / (d2 - d6))[..., None]),
-            ((d6 >= 0) & (d5 <= d6), lambda: c),
-            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), lambda: a + ab * (d1 / (d1 - d3))[..., None]),
-            ((d3 >= 0) & (d4 <= d3), lambda: b),
-            ((d1 <= 0) & (d2 <= 0), lambda: a),
-        ]
-        for cond, value in cases:
-            out = np.where(cond[..., None], np.broadcast_to(value(), out.shape), out)
-    return out
-
-
 def _body_distance(body: _Body, points: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Signed distances (n,) of points (n, 3) to the body surface (> 0 outside) and unit
     directions (n, 3) pointing away from the body (from the closest point, or its face's normal)."""
     points = np.asarray(points, np.float64)
     _, idx = body.tree.query(points, k=k)
     t = body.tri[idx]  # (n, k, 3, 3)
-    q = _closest_on_triangles(points[:, None, :], t[:, :, 0], t[:, :, 1], t[:, :, 2])
+    q, _ = closest_point_on_triangles(points[:, None, :], t[:, :, 0], t[:, :, 1], t[:, :, 2])
     d2 = ((points[:, None, :] - q) ** 2).sum(-1)
     j = np.argmin(d2, axis=1)
     rows = np.arange(len(points))
@@ -354,15 +332,13 @@ def _dilate(h: np.ndarray, P: np.ndarray, heights: np.ndarray, window) -> tuple[
 def _hang(h: np.ndarray, P: np.ndarray, heights: np.ndarray, y_hang: float) -> None:
     """Makes the supports of levels below `y_hang` cumulative from the top down (in place):
     the hull of everything between `y_hang` and the level, as cloth hanging from there."""
-    order = np.argsort(-heights)
     prev = None
-    for i in order:
+    for i in np.argsort(-heights):  # top down
         if heights[i] <= y_hang + 1e-9 and prev is not None:
             better = h[prev] > h[i]
             h[i] = np.where(better, h[prev], h[i])
             P[i] = np.where(better[:, None], P[prev], P[i])
-        if heights[i] <= y_hang + 1e-9 or prev is None or heights[i] > y_hang:
-            prev = i
+        prev = i
 
 
 def _polar(Q: np.ndarray, centre: np.ndarray, phi: np.ndarray = _PHI) -> np.ndarray:
@@ -557,18 +533,6 @@ def _laplacian(n: int, faces: np.ndarray) -> sparse.csr_matrix:
     return sparse.diags(1.0 / np.maximum(deg, 1)) @ A
 
 
-def _relax(V: np.ndarray, faces: np.ndarray, free: np.ndarray, project, iterations: int, step: float = 0.6):
-    """Smooths the `free` vertices (uniform Laplacian, `step` of the way each time) and projects
-    them back with `project(points) -> points` after every iteration. Returns new vertices."""
-    V = V.copy()
-    M = _laplacian(len(V), faces)[free]
-    ids = np.nonzero(free)[0]
-    for _ in range(iterations):
-        V[ids] += step * (M @ V - V[ids])
-        V[ids] = project(V[ids])
-    return V
-
-
 def _orient_outward(V: np.ndarray, pieces: list, body: _Body) -> np.ndarray:
     """Faces (F, 3) of all pieces, each piece (a grid, wound consistently in itself) flipped if
     most of its face normals point towards the body: the whole is then wound outward."""
@@ -593,15 +557,23 @@ def _corner_min(V: np.ndarray, tri) -> float:
     return out
 
 
+def _min_corner_angles(V: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """(m,) smallest corner angle of each triangle, degrees."""
+    t = V[F]
+    out = []
+    for k in range(3):
+        u, w = t[:, (k + 1) % 3] - t[:, k], t[:, (k + 2) % 3] - t[:, k]
+        c = (u * w).sum(1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(w, axis=1) + 1e-30)
+        out.append(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    return np.min(out, axis=0)
+
+
 def _flip_slivers(V: np.ndarray, F: np.ndarray, below: float = 10.0) -> np.ndarray:
     """Flips the longest edge of triangles with a corner under `below` degrees where that makes
     both triangles better and keeps them nearly coplanar (seams of pieces meet at grid corners
     where three vertices can fall almost in line). Winding and the vertex set are kept."""
     F = F.copy()
-    t = V[F]
-    mins = np.min([np.degrees(np.arccos(np.clip(((t[:, (k + 1) % 3] - t[:, k]) * (t[:, (k + 2) % 3] - t[:, k])).sum(1)
-        / (np.linalg.norm(t[:, (k + 1) % 3] - t[:, k], axis=1) * np.linalg.norm(t[:, (k + 2) % 3] - t[:, k], axis=1) + 1e-30), -1, 1))) for k in range(3)], axis=0)
-    bad = np.nonzero(mins < below)[0]
+    bad = np.nonzero(_min_corner_angles(V, F) < below)[0]
     if len(bad) == 0:
         return F
     # Only the faces round the slivers' vertices can take part.
@@ -638,6 +610,94 @@ def _flip_slivers(V: np.ndarray, F: np.ndarray, below: float = 10.0) -> np.ndarr
         edges.discard(tuple(sorted((a, b))))
         edges.add(tuple(sorted((c, d))))
     return F
+
+
+# m^3: signed volumes below this are rounding noise (coplanar faces, as on a skirt's flat front,
+# give about 1e-23); a real crossing of centimetre faces gives many orders more.
+EPS_VOLUME = 1e-16
+
+
+def _signed_volumes(a, b, c, d) -> np.ndarray:
+    return np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a)
+
+
+def _intersecting_faces(V: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """Ids of faces that cross a face they share no vertex with (an edge of one passes through
+    the other): a broad phase on face centres and boxes, then orientation tests (coplanar
+    contact, within `EPS_VOLUME`, is not a crossing)."""
+    tri = V[F]
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    centre = tri.mean(axis=1)
+    radius = np.linalg.norm(tri - centre[:, None], axis=2).max(axis=1)
+    # Faces that meet have centres at most their two radii apart. Most faces are small: pair
+    # those within twice the 99th-percentile radius, and look up the few large ones one by one.
+    small = float(np.percentile(radius, 99))
+    tree = cKDTree(centre)
+    big = np.nonzero(radius > small)[0]
+    near = tree.query_ball_point(centre[big], radius[big] + radius.max())
+    counts = np.array([len(n) for n in near], np.int64)
+    pairs = np.concatenate([
+        tree.query_pairs(2 * small, output_type="ndarray"),
+        np.stack([np.repeat(big, counts), np.concatenate(near).astype(np.int64) if len(big) else np.zeros(0, np.int64)], axis=1),
+    ])
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    if len(pairs) == 0:
+        return np.zeros(0, np.int64)
+    i, j = pairs[:, 0], pairs[:, 1]
+    keep = np.all((lo[i] <= hi[j]) & (lo[j] <= hi[i]), axis=1)
+    i, j = i[keep], j[keep]
+    keep = ~(F[i][:, :, None] == F[j][:, None, :]).any(axis=(1, 2))
+    i, j = i[keep], j[keep]
+    hit = np.zeros(len(i), bool)
+    for x, y in ((i, j), (j, i)):
+        a, b, c = V[F[y, 0]], V[F[y, 1]], V[F[y, 2]]
+        for e0, e1 in ((0, 1), (1, 2), (2, 0)):
+            p, q = V[F[x, e0]], V[F[x, e1]]
+            s1, s2 = _signed_volumes(a, b, c, p), _signed_volumes(a, b, c, q)
+            cross = ((s1 > EPS_VOLUME) & (s2 < -EPS_VOLUME)) | ((s1 < -EPS_VOLUME) & (s2 > EPS_VOLUME))
+            u, v, w = _signed_volumes(p, q, a, b), _signed_volumes(p, q, b, c), _signed_volumes(p, q, c, a)
+            e = EPS_VOLUME
+            hit |= cross & (((u > e) & (v > e) & (w > e)) | ((u < -e) & (v < -e) & (w < -e)))
+    return np.unique(np.concatenate([i[hit], j[hit]]))
+
+
+def _untangle(V: np.ndarray, F: np.ndarray, body: _Body, watch: np.ndarray, rounds: int = 10) -> np.ndarray:
+    """Vertices with any local fold or needle smoothed out: where faces cross or a triangle has a
+    corner under 3 degrees, the vertices within two rings (more if it persists) get a few
+    Laplacian steps and are kept off the body; vertices on an opening only slide along it.
+    Folds come where pieces meet at a fine resolution (a sleeve cap and the yoke along the
+    armhole, the rows under a deep neckline) and are a few millimetres across; only the faces
+    `watch` (F,) bool are searched (the regular ring grids never fold)."""
+    V = V.copy()
+    edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(edges, axis=0, return_counts=True)
+    opening = np.zeros(len(V), bool)
+    opening[uniq[counts == 1].ravel()] = True
+    M = _laplacian(len(V), F)
+    adjacency = (M > 0).astype(np.int8)
+    # Along the openings, a vertex's neighbours on its boundary loop: an opening's vertices may
+    # slide along it (its shape barely changes) when the fold reaches the edge.
+    b = uniq[counts == 1]
+    B = sparse.csr_matrix((np.full(2 * len(b), 0.5), (np.r_[b[:, 0], b[:, 1]], np.r_[b[:, 1], b[:, 0]])), shape=(len(V), len(V)))
+    watched = np.nonzero(watch)[0]
+    for k in range(rounds):
+        Fw = F[watched]
+        bad = watched[np.union1d(_intersecting_faces(V, Fw), np.nonzero(_min_corner_angles(V, Fw) < 3.0)[0])]
+        if len(bad) == 0:
+            break
+        region = np.zeros(len(V), bool)
+        region[F[bad].ravel()] = True
+        for _ in range(2 + k // 2):  # a wider patch each time a fold survives
+            region |= (adjacency @ region.astype(np.int8)) > 0
+        ids = np.nonzero(region & ~opening)[0]
+        edge = np.nonzero(region & opening)[0]
+        for _ in range(4 + 2 * k):
+            V[ids] += 0.5 * (M[ids] @ V - V[ids])
+            if k >= 2:
+                V[edge] += 0.5 * (B[edge] @ V - V[edge])
+        ids = np.r_[ids, edge] if k >= 2 else ids
+        V[ids] = _push_out(body, V[ids], CLEARANCE)
+    return V
 
 
 # ---------------------------------------------------------------------------------------------
@@ -896,6 +956,37 @@ def _coons(B, T, L, R) -> np.ndarray:
 ARMHOLE_RISE = 1.0  # near the underarm an armhole runs at most this far along the torso per unit of rise
 
 
+def _arc_params(poly: np.ndarray) -> np.ndarray:
+    """(..., n) normalised arc length along polylines (..., n, 3)."""
+    run = np.concatenate([np.zeros(poly.shape[:-2] + (1,)), np.cumsum(np.linalg.norm(np.diff(poly, axis=-2), axis=-1), axis=-1)], axis=-1)
+    return run / np.maximum(run[..., -1:], 1e-12)
+
+
+def _even_grid(P: np.ndarray, project, iterations: int = 4) -> np.ndarray:
+    """A patch grid (rows, cols, 3) with its boundary kept and its interior rows and columns
+    re-spaced by arc length, at parameters blended across the patch from the boundary's own (an
+    arc-length Coons patch), projected with `project` after each pass. Unlike Laplacian
+    smoothing this keeps the rows evenly spaced along every column, also under a deep notch in
+    the boundary (a neckline), so the rows never crowd against it and fold."""
+    P = P.copy()
+    nr, nc = P.shape[:2]
+    s_b, s_t = _arc_params(P[0]), _arc_params(P[-1])
+    t_l, t_r = _arc_params(P[:, 0]), _arc_params(P[:, -1])
+    s = np.linspace(0.0, 1.0, nc)[None, :]
+    t = np.linspace(0.0, 1.0, nr)[:, None]
+    want_s = (1 - t) * s_b[None] + t * s_t[None]  # (nr, nc) where each vertex sits along its row
+    want_t = (1 - s) * t_l[:, None] + s * t_r[:, None]  # ... and along its column
+    for _ in range(iterations):
+        u = _arc_params(P)
+        for i in range(1, nr - 1):
+            P[i, 1:-1] = np.stack([np.interp(want_s[i, 1:-1], u[i], P[i, :, c]) for c in range(3)], axis=1)
+        u = _arc_params(np.swapaxes(P, 0, 1))
+        for j in range(1, nc - 1):
+            P[1:-1, j] = np.stack([np.interp(want_t[1:-1, j], u[j], P[:, j, c]) for c in range(3)], axis=1)
+        P[1:-1, 1:-1] = project(P[1:-1, 1:-1].reshape(-1, 3)).reshape(nr - 2, nc - 2, 3)
+    return P
+
+
 def _armhole(fr: _TopFrame, sign: int, front: bool, n_seg: int) -> np.ndarray:
     """(n_seg + 1, 3) points of one half of an armhole, from the underarm up to the shoulder point:
     where the envelope crosses the armhole's plane x = sign * x_arm(y) in front of or behind the
@@ -1151,9 +1242,8 @@ def _build_top(body: _Body, kind: str, chart: dict, h: float):
     k_s = max(2, int(round(sh_len / h)))
     k_s = min(k_s, (min(c_front, c_back) - 3) // 2)
     k_nf, k_nb = c_front - 2 * k_s, c_back - 2 * k_s
-    ah = {(sg, fb): _armhole(fr, sg, fb, 60) for sg in (1, -1) for fb in (True, False)}
-    r_f = max(3, int(round(_length(ah[(1, True)]) / h)))
-    r_b = max(3, int(round(_length(ah[(1, False)]) / h)))
+    r_f = max(3, int(round(_length(_armhole(fr, 1, True, 60)) / h)))
+    r_b = max(3, int(round(_length(_armhole(fr, 1, False, 60)) / h)))
     sp = {sg: mesh.add(_armhole(fr, sg, True, 1)[-1])[0] for sg in (1, -1)}
     hps = {sg: mesh.add(_shoulder_seam(fr, sg, 1)[-1])[0] for sg in (1, -1)}
     arm_ids = {}
@@ -1164,52 +1254,29 @@ def _build_top(body: _Body, kind: str, chart: dict, h: float):
     seam = {sg: np.concatenate([[sp[sg]], mesh.add(_shoulder_seam(fr, sg, k_s)[1:-1]), [hps[sg]]]) for sg in (1, -1)}
     neck_f = np.concatenate([[hps[-1]], mesh.add(_neckline(fr, True, k_nf)[1:-1]), [hps[1]]])
     neck_b = np.concatenate([[hps[1]], mesh.add(_neckline(fr, False, k_nb)[::-1][1:-1]), [hps[-1]]])
-    # Yoke patches (bottom row, top row, left column, right column), all bottom-to-top / left-to-right.
+    # Yoke patches (bottom row, top row, left column, right column), all bottom-to-top and
+    # left-to-right as seen from outside; they share the underarm ring, the shoulder seams and
+    # the armholes with their neighbours.
     patches = [
         (front_row, np.concatenate([seam[-1], neck_f[1:-1], seam[1][::-1]]), arm_ids[(-1, True)], arm_ids[(1, True)]),
         (back_row, np.concatenate([seam[1], neck_b[1:-1], seam[-1][::-1]]), arm_ids[(1, False)], arm_ids[(-1, False)]),
     ]
-    yoke_faces_from = len(mesh.faces)
-    free, grids = [], []
-    for B, T, L, R in patches:
-        V = mesh.vertices()
-        P = _coons(V[B], V[T], V[L], V[R])
-        inner = env.project(P[1:-1, 1:-1].reshape(-1, 3))
-        inner_ids = mesh.add(inner).reshape(len(L) - 2, len(B) - 2)
-        ids = np.empty((len(L), len(B)), np.int64)
-        ids[0], ids[-1], ids[:, 0], ids[:, -1] = B, T, L, R
-        ids[1:-1, 1:-1] = inner_ids
-        mesh.grid(ids, closed=False)
-        free.append(inner_ids.ravel())
-        grids.append(ids)
-    yoke_faces = np.concatenate(mesh.faces[yoke_faces_from:])
-    mask = np.zeros(mesh.n, bool)
-    mask[np.concatenate(free)] = True
     y_flat = fr.y_sp - 0.01
 
-    calls = [0]
-
-    def onto_yoke(p, push: bool = False):
+    def onto_yoke(p):
         """Onto the envelope up the chest and back; on the near-horizontal tops of the shoulders,
-        where a horizontal ray meets the envelope ill-conditioned, only off the body (checked
-        every few smoothing steps: the shoulders are convex, smoothing moves them little)."""
+        where a horizontal ray meets the envelope ill-conditioned, only off the body."""
         w = np.clip((y_flat - p[:, 1]) / 0.02, 0.0, 1.0)[:, None]
         q = w * env.project(p) + (1.0 - w) * p
-        calls[0] += 1
-        if push or calls[0] % 4 == 0:
-            q = _push_out(body, q, CLEARANCE + 0.002, mask=w[:, 0] < 1.0, rounds=2)
-        return q
+        return _push_out(body, q, CLEARANCE + 0.002, mask=w[:, 0] < 1.0, rounds=2)
 
-    V = _relax(mesh.vertices(), yoke_faces, mask, onto_yoke, 20)
-    V[mask] = onto_yoke(V[mask], push=True)
-    # Under the neckline's deep curve a uniform Laplacian pulls the last rows past the boundary:
-    # place them again half-way along their columns, from the top down.
-    for ids in grids:
-        for _ in range(3):
-            for i in range(len(ids) - 2, max(len(ids) - 5, 0), -1):
-                row = ids[i, 1:-1]
-                V[row] = onto_yoke(0.5 * (V[ids[i + 1, 1:-1]] + V[ids[i - 1, 1:-1]]), push=True)
-    mesh.points = [V]
+    for B, T, L, R in patches:
+        V = mesh.vertices()
+        P = _even_grid(_coons(V[B], V[T], V[L], V[R]), onto_yoke)
+        ids = np.empty((len(L), len(B)), np.int64)
+        ids[0], ids[-1], ids[:, 0], ids[:, -1] = B, T, L, R
+        ids[1:-1, 1:-1] = mesh.add(P[1:-1, 1:-1].reshape(-1, 3)).reshape(len(L) - 2, len(B) - 2)
+        mesh.grid(ids, closed=False)
     # Sleeves: armhole loops start at the underarm and run up the front first.
     for sg in (1, -1):
         loop = np.concatenate([arm_ids[(sg, True)], arm_ids[(sg, False)][::-1][1:-1]])
@@ -1345,14 +1412,19 @@ _AREAS: dict = {}  # (body, kind, chart) -> the last build's vertex count times 
 
 def _build(body: _Body, kind: str, chart: dict, h: float):
     """Vertices (n, 3), faces (m, 3) wound outward, pushed off the body; attached (n,)."""
-    if kind in ("tshirt", "longsleeve", "dress"):
+    top = kind in ("tshirt", "longsleeve", "dress")
+    if top:
         V, pieces, attached = _build_top(body, kind, chart, h)
     elif kind == "skirt":
         V, pieces, attached = _build_skirt(body, chart, h)
     else:
         V, pieces, attached = _build_trousers(body, chart, h)
     V = _push_out(body, V, CLEARANCE)
-    return V, _flip_slivers(V, _orient_outward(V, pieces, body)), attached
+    F = _flip_slivers(V, _orient_outward(V, pieces, body))
+    if top:  # the yoke, the sleeves and where they meet the tube
+        V = _untangle(V, F, body, V[F, 1].max(axis=1) >= _cached_frame(body, kind, chart).y_u - 0.03)
+        F = _flip_slivers(V, F)
+    return V, F, attached
 
 
 def procedural_garment(
@@ -1372,8 +1444,11 @@ def procedural_garment(
     -------
     Garment
         vertices (N, 3) float64 and faces (F, 3) int64 wound outward, `attached` marking a skirt's or
-        trousers' waistband, the reference body's vertices, and the garment's girths (cm) at the
-        body's chest, waist and hip levels where it has them.
+        trousers' waistband, the reference body's vertices, and the garment's own girths (cm)
+        where it has them, measured by `garment_girths`: at the body's waist and hip levels, and
+        for a top's chest on its chest line, 2 cm below its underarm.
+
+    Raises FitroomError (`bad_kind`, `bad_size`, `bad_sex`, `bad_resolution`).
     """
     if kind not in GARMENT_KINDS:
         raise FitroomError("bad_kind", f"Garment kind must be one of {', '.join(GARMENT_KINDS)}, not {kind!r}.")

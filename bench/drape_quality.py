@@ -89,7 +89,7 @@ def pinned_square(newton) -> dict:
         fabric = fabric_preset(name)
         v, f = square_cloth(32, 1.0)
         pinned = np.zeros(len(v), bool)
-        pinned[[0, 31]] = True
+        pinned[[0, 31 * 32]] = True  # the two corners of the z = -0.5 edge, as bench/newton_peer.py pins
         x, seconds, _ = _fitroom_scene(v, f, fabric, pinned, steps=300)
         row = {"fitroom_sag_m": round(float(x[pinned, 1].mean() - x[:, 1].min()), 4), "fitroom_seconds": round(seconds, 2)}
         if newton is not None:

@@ -49,7 +49,9 @@ wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
 import newton  # noqa: E402
 from newton.solvers import style3d as newton_style3d  # noqa: E402
 
+from engine.cloth_scenes import square_cloth as engine_square_cloth  # noqa: E402
 from engine.fabrics import Fabric, fabric_preset  # noqa: E402
+from engine.mesh_queries import closest_point_on_triangles  # noqa: E402
 
 SOLVERS = ("vbd", "xpbd", "style3d")
 
@@ -97,27 +99,13 @@ MAX_POISSON = 0.9  # cap on the fitted isotropic Poisson ratio (2D membranes all
 
 
 def square_cloth(n: int = 32, size_m: float = 1.0, height_m: float = 1.0):
-    """A flat square cloth in the XZ plane at height `height_m`, centred on the Y axis.
-
-    Returns (vertices (n*n, 3) float64 m, faces (2*(n-1)^2, 3) int64 with normals +Y,
-    pinned (n*n,) bool: the two corners of the z = -size/2 edge). Quads are split along alternating
-    diagonals so the mesh has no preferred shear direction. Vertex (i, j) is at index i*n + j with
-    x = -size/2 + i*h, z = -size/2 + j*h.
-    """
-    if n < 2:
-        raise ValueError("square_cloth needs n >= 2")
-    s = np.linspace(-0.5 * size_m, 0.5 * size_m, n)
-    x, z = np.meshgrid(s, s, indexing="ij")
-    vertices = np.stack([x.ravel(), np.full(n * n, float(height_m)), z.ravel()], axis=1)
-    faces = []
-    for i in range(n - 1):
-        for j in range(n - 1):
-            a, b, c, d = i * n + j, i * n + j + 1, (i + 1) * n + j, (i + 1) * n + j + 1
-            # (a, b, d) has normal +Y: (b - a) is +z, (d - a) is +x+z, cross(+z, +x) = +y.
-            faces += [(a, b, d), (a, d, c)] if (i + j) % 2 == 0 else [(a, b, c), (b, d, c)]
+    """`engine.cloth_scenes.square_cloth` (the mesh fitroom's own scenes use) with the pinned
+    corners of this benchmark: (vertices (n*n, 3), faces, pinned (n*n,) bool, the two corners
+    of the z = -size/2 edge)."""
+    vertices, faces = engine_square_cloth(n, size_m, height_m)
     pinned = np.zeros(n * n, dtype=bool)
     pinned[[0, (n - 1) * n]] = True  # (x, z) = (-s/2, -s/2) and (+s/2, -s/2)
-    return vertices, np.asarray(faces, dtype=np.int64), pinned
+    return vertices, faces, pinned
 
 
 def capsule_mesh(radius=0.12, y0=0.5, y1=1.3, n_around=32, n_cap=8, n_side=16):
@@ -577,38 +565,6 @@ class _Scene:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _closest_points_on_triangles(p, a, b, c):
-    """Closest points on triangles (a, b, c) to points p, all (M, 3), by Voronoi regions."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
-    bp = p - b
-    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
-    cp = p - c
-    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    denom = va + vb + vc
-    denom = np.where(np.abs(denom) < 1e-30, 1e-30, denom)
-    v, w = vb / denom, vc / denom
-    out = a + ab * v[:, None] + ac * w[:, None]  # interior by default
-
-    def put(mask, value):
-        out[mask] = value[mask]
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Edge regions (assigned before the vertex regions, which take precedence).
-        m_bc = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
-        t_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        put(m_bc, b + (c - b) * np.nan_to_num(t_bc)[:, None])
-        m_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-        put(m_ac, a + ac * np.nan_to_num(d2 / (d2 - d6))[:, None])
-        m_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-        put(m_ab, a + ab * np.nan_to_num(d1 / (d1 - d3))[:, None])
-    put((d6 >= 0) & (d5 <= d6), c)
-    put((d3 >= 0) & (d4 <= d3), b)
-    put((d1 <= 0) & (d2 <= 0), a)
-    return out
-
-
 def signed_distance_to_mesh(points, mesh_vertices, mesh_faces, k=16):
     """Signed distance (m, negative inside) of points (P, 3) to a closed outward-wound triangle mesh.
 
@@ -628,7 +584,7 @@ def signed_distance_to_mesh(points, mesh_vertices, mesh_faces, k=16):
     cand = cand.reshape(len(p), k)
     a, b, c = (v[f[cand.ravel(), j]] for j in range(3))
     pp = np.repeat(p, k, axis=0)
-    q = _closest_points_on_triangles(pp, a, b, c)
+    q, _ = closest_point_on_triangles(pp, a, b, c)
     d = np.linalg.norm(pp - q, axis=1).reshape(len(p), k)
     normals = np.cross(b - a, c - a)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)

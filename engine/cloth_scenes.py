@@ -6,16 +6,20 @@ import numpy as np
 
 
 def square_cloth(n: int, size: float = 1.0, height: float = 1.0):
-    """A flat n x n grid in the XZ plane at `height`: vertices (n*n, 3), faces (2(n-1)^2, 3)."""
+    """A flat n x n grid in the XZ plane at `height`, normals +Y: vertices (n*n, 3) (vertex (i, j)
+    at index i*n + j, x from i, z from j) and faces (2(n-1)^2, 3). Quads are split along
+    alternating diagonals so that the mesh has no preferred shear direction."""
     u = np.linspace(-size / 2, size / 2, n)
     X, Z = np.meshgrid(u, u, indexing="ij")
-    v = np.stack([X.ravel(), np.full(n * n, height), Z.ravel()], 1)
+    v = np.stack([X.ravel(), np.full(n * n, float(height)), Z.ravel()], 1)
     i = np.arange(n - 1)
     I, J = np.meshgrid(i, i, indexing="ij")
     a = (I * n + J).ravel()
-    b, c = a + n, a + 1
-    f = np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, b + 1], 1)])
-    return v, f
+    b, c, d = a + 1, a + n, a + n + 1  # +z, +x, +x+z neighbours
+    even = ((I + J) % 2 == 0).ravel()[:, None]
+    first = np.where(even, np.stack([a, b, d], 1), np.stack([a, b, c], 1))
+    second = np.where(even, np.stack([a, d, c], 1), np.stack([b, d, c], 1))
+    return v, np.concatenate([first, second]).astype(np.int64)
 
 
 def disc_cloth(radius: float, rings: int, height: float = 1.0):

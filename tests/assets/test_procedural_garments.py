@@ -91,12 +91,13 @@ def _orient(a, b, c, d):
     return np.einsum("ij,ij->i", np.cross(b - a, c - a), d - a)
 
 
-def segments_cross_triangles(p, q, a, b, c):
-    """(n,) whether segments pq pass through triangles abc (strictly; coplanar cases ignored)."""
+def segments_cross_triangles(p, q, a, b, c, eps=1e-16):
+    """(n,) whether segments pq pass through triangles abc. Signed volumes within eps (m^3) count
+    as zero: coplanar faces (a skirt's flat front) give rounding noise of about 1e-23."""
     s1, s2 = _orient(a, b, c, p), _orient(a, b, c, q)
-    crosses = s1 * s2 < 0
+    crosses = ((s1 > eps) & (s2 < -eps)) | ((s1 < -eps) & (s2 > eps))
     u, v, w = _orient(p, q, a, b), _orient(p, q, b, c), _orient(p, q, c, a)
-    return crosses & (((u > 0) & (v > 0) & (w > 0)) | ((u < 0) & (v < 0) & (w < 0)))
+    return crosses & (((u > eps) & (v > eps) & (w > eps)) | ((u < -eps) & (v < -eps) & (w < -eps)))
 
 
 def self_intersections(V, F) -> int:
