@@ -84,9 +84,9 @@ def membrane_targets(model: ClothModel, x):
     """The local step: per-triangle projected deformation columns, weighted.
 
     Returns (warp target (F, 3), weft target (F, 3)) already multiplied by their weights, i.e.
-    w_stretch p + w_shear q for each column; p is the column shortened to unit length if it is
-    stretched (no stretch; compression is free), q the pair of columns turned symmetrically to a
-    right angle (no shear), lengths kept.
+    w_stretch p + w_shear q for each column; p is the column scaled to unit length (no stretch or
+    compression), q the pair of columns turned symmetrically to a right angle (no shear), lengths
+    kept. (A compression-free target, tried for buckling, let a lone triangle collapse to 80 %.)
     """
     xp = model.xp
     f = model.faces
@@ -100,13 +100,8 @@ def membrane_targets(model: ClothModel, x):
     s = s / xp.maximum(xp.linalg.norm(s, axis=1, keepdims=True), 1e-12)
     d = d / xp.maximum(xp.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     r = 1.0 / np.sqrt(2.0)
-    # Stretch targets: unit length when stretched, the column itself when compressed. Woven and
-    # knitted fabric buckles at a tiny fraction of its tensile stiffness, so compression is left
-    # to bending, which is what makes a disc or a hem fall into folds instead of staying flat.
-    pu = fu / xp.maximum(lu, 1.0)
-    pv = fv / xp.maximum(lv, 1.0)
-    tu = model.stretch_warp[:, None] * pu + model.shear[:, None] * (lu * r) * (s + d)
-    tv = model.stretch_weft[:, None] * pv + model.shear[:, None] * (lv * r) * (s - d)
+    tu = model.stretch_warp[:, None] * a + model.shear[:, None] * (lu * r) * (s + d)
+    tv = model.stretch_weft[:, None] * b + model.shear[:, None] * (lv * r) * (s - d)
     return tu, tv
 
 
