@@ -66,13 +66,13 @@ def garments_on_avatars(model, vertices: int, max_steps: int, kinds=GARMENTS, av
     return rows
 
 
-def _fitroom_scene(vertices, faces, fabric, attached=None, collider=None, steps=180):
+def _fitroom_scene(vertices, faces, fabric, attached=None, collider=None, steps=180, settings=None):
     from engine.cloth_model import build_cloth_model
     from engine.cloth_solver import ClothSolver, SolverSettings
     from engine.self_collision import self_intersections
 
     model = build_cloth_model(vertices, faces, fabric, attached)
-    solver = ClothSolver(model, SolverSettings(), collider)
+    solver = ClothSolver(model, settings or SolverSettings(), collider)
     state = model.initial_state()
     start = time.perf_counter()
     for _ in range(steps):
@@ -115,9 +115,11 @@ def sphere_drop() -> dict:
             "self_intersections": crossings, "nan": bool(not np.isfinite(x).all())}
 
 
-def cusick() -> dict:
-    """Drape coefficient per preset (30 cm specimen on an 18 cm support, as BS 5058 / ISO 9073-9)."""
+def cusick(dt: float = 1.0 / 60.0, iterations: int = 6, seconds: float = 4.0) -> dict:
+    """Drape coefficient per preset (30 cm specimen on an 18 cm support, as BS 5058 / ISO 9073-9),
+    with the solver at `dt` and `iterations` for `seconds` of simulated time."""
     from engine.cloth_scenes import disc_cloth
+    from engine.cloth_solver import SolverSettings
     from engine.fabrics import PRESETS
 
     r_spec, r_disc = 0.15, 0.09
@@ -125,7 +127,8 @@ def cusick() -> dict:
     for name, fabric in PRESETS.items():
         v, f, ring = disc_cloth(r_spec, 20)
         clamped = np.linalg.norm(v[:, [0, 2]], axis=1) <= r_disc + 1e-9
-        x, _, _ = _fitroom_scene(v, f, fabric, clamped, steps=240)
+        x, _, _ = _fitroom_scene(v, f, fabric, clamped, steps=int(round(seconds / dt)),
+                                 settings=SolverSettings(dt=dt, iterations=iterations))
         # Shadow: the area inside the outer edge's projection, by angle round the centre.
         edge = x[ring == ring.max()][:, [0, 2]]
         edge = edge[np.argsort(np.arctan2(edge[:, 1], edge[:, 0]))]
@@ -134,7 +137,8 @@ def cusick() -> dict:
         out[name] = {"bending_Nm": fabric.bending, "drape_coefficient": round(float(dc), 3)}
     order = sorted(out, key=lambda k: out[k]["bending_Nm"])
     dcs = [out[k]["drape_coefficient"] for k in order]
-    return {"presets": out, "rises_with_bending": bool(all(a <= b + 1e-3 for a, b in zip(dcs, dcs[1:])))}
+    return {"dt": dt, "iterations": iterations, "presets": out,
+            "rises_with_bending": bool(all(a <= b + 1e-3 for a, b in zip(dcs, dcs[1:])))}
 
 
 def main() -> int:
@@ -169,6 +173,9 @@ def main() -> int:
         "pinned_square": pinned_square(newton),
         "sphere_drop": sphere_drop(),
         "cusick": cusick(),
+        # The default steps leave large rotations under-converged (see docs/cloth.md): the same
+        # test with 4x smaller steps and 20 iterations.
+        "cusick_converged": cusick(dt=1.0 / 240.0, iterations=20),
         "targets": {"max_penetration_mm": 2.0, "self_intersections": 0, "nan": 0, "converged": "all"},
     }
     print(json.dumps(result, indent=1))

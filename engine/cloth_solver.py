@@ -1,26 +1,27 @@
 """The cloth solver: projective dynamics (Bouaziz et al. 2014) with body and self contact.
 
 Why projective dynamics and not XPBD or VBD. Fabric stiffness spans two orders of magnitude
-(60 N/m for a jersey's weft, 4000 N/m for denim's warp) and garments hang: a dress's skirt carries
-its own weight from the waist. XPBD solved by Jacobi sweeps, the GPU-parallel form, propagates
-tension one ring of triangles per sweep, so a 10k-vertex skirt under gravity sags until hundreds of
-sweeps per step are spent; VBD converges faster but needs per-colour Newton steps. Projective
-dynamics splits each implicit Euler step into a per-triangle local step (project each triangle's
-deformation onto its unstretched, unsheared set: independent, one vectorised pass) and a global
-step whose matrix M/h^2 + sum w G^T G + bending is the same for every step of a drape, so it is
-factorised once and every global step is two triangular solves that carry tension across the
+(1000 N/m for a jersey's weft, 24000 N/m for denim's warp) and garments hang: a dress's skirt
+carries its own weight from the waist. XPBD solved by Jacobi sweeps, the GPU-parallel form,
+propagates tension one ring of triangles per sweep, so a 10k-vertex skirt under gravity sags until
+hundreds of sweeps per step are spent; VBD converges faster but needs per-colour Newton steps.
+Projective dynamics splits each implicit Euler step into a per-triangle local step (project each
+triangle's deformation onto its unstretched, unsheared set: independent, one vectorised pass) and
+a global step whose matrix M/h^2 + sum w G^T G + bending changes only with the contact set, so it
+is factorised rarely and every global step is two triangular solves that carry tension across the
 whole garment. The quadratic bending energy of a fabric flat at rest lives in that matrix and
-costs nothing per step. Each step is unconditionally stable at any time step.
+costs nothing per step. Each step is stable at any time step. Its weakness, measured: with few
+iterations large rotations converge slowly, so free-hanging cloth is over-damped (docs/cloth.md).
 
-One step (`ClothSolver.step`): predict y = x + h v + h^2 g; take the contacts at y (closest body
-point and normal, `colliders`) as half-spaces offset by the skin gap and project y out of them;
-then `iterations` times: local step, global solve, projection onto the contact half-spaces;
-vertex-triangle self-repulsion; v = (x - x0) / h, damped; Coulomb friction on the tangential
-velocity of touching vertices. Constraint weights (N*m) are stiffness times rest area:
-stretch k A (1/2 w (|f| - 1)^2 = 1/2 k A strain^2), shear 2 G A (the projection splits the shear
-angle between the two columns).
+One step (`ClothSolver.step`): predict y = x + h v + h^2 g; find the body contacts at y (closest
+point and normal, `colliders`) and project y out of the skin; hold touching vertices by springs
+to their contact anchors inside the global step (`_update_anchors`, static friction with Coulomb
+slip in `_slip`); `iterations` times: local step, global solve; cap the step's motion; push
+self-contacts apart (`self_collision.repel`); find the contacts again and project out of the skin;
+v = (x - x0) / h, damped, with Coulomb friction on the tangential velocity of touching vertices.
+Constraint weights (N*m) are stiffness times rest area: stretch k A (1/2 w (|f| - 1)^2 =
+1/2 k A strain^2), shear 2 G A (the projection splits the shear angle between the two columns).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -41,9 +42,11 @@ SELF_SLACK = 0.01  # m searched beyond the self-contact thickness
 class SolverSettings:
     """dt : s per step; iterations : local/global passes per step; damping : 1/s velocity decay;
     skin_offset : m kept between cloth and collider; contact_margin : m beyond it within which a
-    contact half-space is taken; self_thickness : m between sheets (None: fabric thickness x 2,
-    at least 2 mm), 0 turns self-collision off; attach_stiffness : N/m holding each attached vertex to its target; max_step : m, the
-    most a vertex moves in one step."""
+    contact is taken at the step's start; self_thickness : m between sheets (None: fabric
+    thickness x 2, at least 2 mm), 0 turns self-collision off; attach_stiffness : N/m holding each
+    attached vertex to its target; max_step : m, the most a vertex moves in one step;
+    contact_hold : the anchor springs' stiffness relative to each vertex's membrane stiffness
+    (0 turns holding off); contact_gap : m beyond the skin offset within which a vertex touches."""
 
     dt: float = 1.0 / 60.0
     iterations: int = 6
