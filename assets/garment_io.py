@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar.mesh_io import checked_mesh_path
 from fitroom.errors import FitroomError
 
 __all__ = ["SUPPORTED_SUFFIXES", "MAX_VERTICES", "read_garment_mesh"]
@@ -116,15 +117,8 @@ def read_garment_mesh(path) -> tuple[np.ndarray, np.ndarray]:
         `too_many_vertices` (more than MAX_VERTICES) or `bad_units` (bounding box diagonal outside
         5 cm to 5 m).
     """
-    path = Path(path)
+    path = checked_mesh_path(path, SUPPORTED_SUFFIXES, "garments")
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise FitroomError(
-            "unsupported_mesh_format",
-            f"{path.name}: garments are read from .glb, .gltf or .obj files, not {suffix or 'files without an extension'}.",
-        )
-    if not path.is_file():
-        raise FitroomError("mesh_not_found", f"There is no file {path}.")
     if path.stat().st_size == 0:
         raise FitroomError("unreadable_mesh", f"{path.name} is empty.")
     try:

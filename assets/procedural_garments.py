@@ -50,6 +50,7 @@ from scipy.spatial import cKDTree
 from assets.garment import Garment
 from assets.garment_chart import GARMENT_KINDS, garment_measurements
 from avatar.size_chart import size_measurements
+from avatar.body_model_data import save_arrays
 from engine.backend import to_numpy
 from engine.body_model import BodyModel
 from engine.mesh_queries import closest_point_on_triangles
@@ -78,19 +79,6 @@ def _normalised(size: str, sex: str) -> str:
     return size.strip().upper()
 
 
-def _write_npz_atomic(path: Path, **arrays) -> None:
-    """Writes arrays to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def reference_body(model: BodyModel, size: str, sex: str) -> tuple[np.ndarray, np.ndarray]:
     """The reference body of a chart size: shape (S,) and rest vertices (V, 3) float64, metres.
 
@@ -117,7 +105,7 @@ def reference_body(model: BodyModel, size: str, sex: str) -> tuple[np.ndarray, n
     if shape is None:
         shape, _ = solve_shape(model, size_measurements(size, sex), gender=1.0 if sex == "female" else 0.0)
         vertices = rest_body(model, shape)
-        _write_npz_atomic(path, shape=shape, vertices=vertices)
+        save_arrays({"shape": shape, "vertices": vertices}, path)
     _BODIES[key] = (weakref.ref(model), shape, vertices)
     return shape, vertices
 

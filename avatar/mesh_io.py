@@ -95,6 +95,22 @@ def _read_glb_vertices(path: Path) -> np.ndarray:
     return vertices
 
 
+def checked_mesh_path(path, suffixes, what: str) -> Path:
+    """`path` as a Path, once it has one of `suffixes` and exists; FitroomError otherwise
+    (`unsupported_mesh_format`, `mesh_not_found`). `what` names the files in the message."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        listed = ", ".join(sorted(suffixes))
+        raise FitroomError(
+            "unsupported_mesh_format",
+            f"{path.name}: {what} are read from {listed} files, not {suffix or 'files without an extension'}.",
+        )
+    if not path.is_file():
+        raise FitroomError("mesh_not_found", f"There is no file {path}.")
+    return path
+
+
 def read_mesh_vertices(path) -> np.ndarray:
     """The vertices of a mesh file in their stored order and the file's own frame.
 
@@ -113,15 +129,8 @@ def read_mesh_vertices(path) -> np.ndarray:
     FitroomError
         `unsupported_mesh_format` for another extension, `mesh_not_found`, `unreadable_mesh`.
     """
-    path = Path(path)
+    path = checked_mesh_path(path, SUPPORTED_SUFFIXES, "body meshes")
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise FitroomError(
-            "unsupported_mesh_format",
-            f"{path.name}: body meshes are read from .obj or .glb files, not {suffix or 'files without an extension'}.",
-        )
-    if not path.is_file():
-        raise FitroomError("mesh_not_found", f"There is no file {path}.")
     try:
         vertices = _read_obj_vertices(path) if suffix == ".obj" else _read_glb_vertices(path)
     except FitroomError:
