@@ -15,6 +15,15 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
 
 
+def _print_result(result: dict, as_json: bool, width: int = 20) -> None:
+    """One JSON object, or one `key: value` line per entry."""
+    if as_json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:>{width}}: {v}")
+
+
 def cmd_convert_body(args) -> int:
     from avatar.body_model_data import convert
     from fitroom.settings import get_settings
@@ -72,12 +81,7 @@ def cmd_measure(args) -> int:
 
     model = load_body_model()
     vertices = read_body_mesh(Path(args.mesh), model, frame=args.frame)
-    result = {k: round(float(v), 1) for k, v in measure_body(vertices, model).items()}
-    if args.json:
-        _print_json(result)
-    else:
-        for k, v in result.items():
-            print(f"{k:>20}: {v}")
+    _print_result({k: round(float(v), 1) for k, v in measure_body(vertices, model).items()}, args.json)
     return 0
 
 
@@ -119,19 +123,13 @@ def cmd_drape(args) -> int:
     model, body, garment = _try_on_inputs(args)
     look = try_on(model, body, garment, fabric, xp=select_backend(get_settings().device))
     write_look(look, args.output, args.fitmap, faces=to_numpy(model.faces))
-    summary = look_summary(look)
-    if args.json:
-        _print_json(summary)
-    else:
-        for k, v in summary.items():
-            print(f"{k:>20}: {v}")
+    _print_result(look_summary(look), args.json)
     return 0
 
 
 def cmd_recommend(args) -> int:
     from assets.try_on import size_ranking
 
-    args.reference_body = getattr(args, "reference_body", None)
     _, body, garment = _try_on_inputs(args)
     ranking = size_ranking(garment, body)
     out = {"garment": garment.kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
