@@ -53,12 +53,16 @@ def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2, rest=None
     f = faces[ti]
     # Only pairs within twice the thickness, or whose vertex went through the triangle during
     # the step (changed sides of its plane and is no farther from it than it moved), need a push.
-    q, _ = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
-    dist = xp.linalg.norm(x[vi] - q, axis=1)
     now = ((x[vi] - x[f[:, 0]]) * face_normals(x, f)).sum(1)
     before = ((x_start[vi] - x_start[f[:, 0]]) * face_normals(x_start, f)).sum(1)
     moved = xp.linalg.norm(x[vi] - x_start[vi], axis=1)
-    keep = (dist < 2.0 * thickness) | ((now * before < 0) & (dist <= moved + thickness))
+    crossed = now * before < 0
+    # The distance to the plane bounds the distance to the triangle from below: a cheap cut first.
+    maybe = (xp.abs(now) < 2.0 * thickness) | (crossed & (xp.abs(now) <= moved + thickness))
+    vi, f, now, before, moved, crossed = vi[maybe], f[maybe], now[maybe], before[maybe], moved[maybe], crossed[maybe]
+    q, _ = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
+    dist = xp.linalg.norm(x[vi] - q, axis=1)
+    keep = (dist < 2.0 * thickness) | (crossed & (dist <= moved + thickness))
     if rest is not None:
         q_rest, _ = closest_point_on_triangles(rest[vi], rest[f[:, 0]], rest[f[:, 1]], rest[f[:, 2]])
         keep &= xp.linalg.norm(rest[vi] - q_rest, axis=1) >= 1.5 * thickness
