@@ -38,10 +38,7 @@ round torso and sleeves together.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import weakref
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse

@@ -87,7 +87,7 @@ def _regions(garment: Garment) -> tuple:
     return REGIONS
 
 
-def size_ranking(garment: Garment, body: ShopperBody) -> list[dict]:
+def size_ranking(model: BodyModel, garment: Garment, body: ShopperBody) -> list[dict]:
     """The sizes of a procedural garment ranked for the body (a brand file has one size: its own)."""
     body_cm = {r: body.measurements[f"{r}_cm"] for r in _regions(garment)}
     if garment.kind in GARMENT_KINDS:
@@ -96,9 +96,8 @@ def size_ranking(garment: Garment, body: ShopperBody) -> list[dict]:
         design = EASE_CM[garment.kind][garment.sex]
     else:
         from avatar.measurements import measure_body
-        from avatar.body import load_body_model
 
-        ref = measure_body(garment.body_vertices, load_body_model("cpu"))
+        ref = measure_body(garment.body_vertices, model)
         own = garment_girths(garment.vertices, garment.faces, _levels(ref), float(np.median(garment.body_vertices[:, 0])))
         sizes = {garment.size or "as modelled": {r: own[r] for r in body_cm if own.get(r)}}
         design = {r: own[r] - ref[f"{r}_cm"] for r in body_cm if own.get(r)}
@@ -114,7 +113,7 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
     centre_x = float(np.median(body.vertices[:, 0]))
     girths = garment_girths(result.positions, result.faces, _levels(body.measurements), centre_x)
     ease = {r: round(girths[r] - body.measurements[f"{r}_cm"], 1) for r in _regions(garment) if girths.get(r)}
-    return Look(garment, body, result, ease, size_ranking(garment, body), fabric)
+    return Look(garment, body, result, ease, size_ranking(model, garment, body), fabric)
 
 
 def fits(look: Look) -> bool:

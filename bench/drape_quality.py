@@ -53,7 +53,7 @@ def garments_on_avatars(model, vertices: int, max_steps: int, kinds=GARMENTS, av
         body = ShopperBody(body_v, "female", measure_body(body_v, model))
         for kind in kinds:
             probe = procedural_garment(model, kind, "M", "female", target_vertices=500)
-            size = size_ranking(probe, body)[0]["size"]
+            size = size_ranking(model, probe, body)[0]["size"]
             garment = procedural_garment(model, kind, size, "female", target_vertices=vertices)
             look = try_on(model, body, garment, fabric_preset("cotton_jersey"), DrapeSettings(max_steps=max_steps))
             s = look_summary(look)

@@ -130,8 +130,8 @@ def cmd_drape(args) -> int:
 def cmd_recommend(args) -> int:
     from assets.try_on import size_ranking
 
-    _, body, garment = _try_on_inputs(args)
-    ranking = size_ranking(garment, body)
+    model, body, garment = _try_on_inputs(args)
+    ranking = size_ranking(model, garment, body)
     out = {"garment": garment.kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
     if args.json:
         _print_json(out)

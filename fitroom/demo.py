@@ -63,7 +63,7 @@ def drape_tshirt(model, out) -> None:
     from engine.fabrics import fabric_preset
 
     body = shopper_body(model, out / "avatar.json")
-    ranking = size_ranking(procedural_garment(model, "tshirt", "M", body.sex, target_vertices=500), body)
+    ranking = size_ranking(model, procedural_garment(model, "tshirt", "M", body.sex, target_vertices=500), body)
     size = ranking[0]["size"]
     garment = procedural_garment(model, "tshirt", size, body.sex, target_vertices=5000)
     look = try_on(model, body, garment, fabric_preset("cotton_jersey"))

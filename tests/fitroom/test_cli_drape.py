@@ -65,3 +65,21 @@ def test_bad_drape_inputs_exit_2_with_one_line(avatar_file, tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "look.glb").exists()
+
+
+def test_a_brand_garment_file_drapes_from_its_reference_body(avatar_file, body_model_cpu, tmp_path, capsys):
+    from assets.procedural_garments import procedural_garment
+    from avatar.glb_export import write_body_glb
+    from avatar.mesh_io import write_obj
+
+    g = procedural_garment(body_model_cpu, "skirt", "M", "female", target_vertices=1200)
+    write_obj(tmp_path / "skirt.obj", g.vertices, g.faces)
+    write_body_glb(tmp_path / "ref.glb", g.body_vertices, np.asarray(body_model_cpu.faces))
+    common = ["--avatar", str(avatar_file), "--garment", str(tmp_path / "skirt.obj"), "--reference-body", str(tmp_path / "ref.glb")]
+    assert main(["recommend", *common, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["size"] for s in out["sizes"]] == ["M"]
+    assert out["sizes"][0]["ease_cm"]["hip"] < 6.0  # made for a size M hip, worn on an L body
+    assert main(["drape", *common, "-o", str(tmp_path / "look.glb"), "--json"]) == 0
+    look = json.loads(capsys.readouterr().out)
+    assert look["garment"] == "custom" and look["max_penetration_mm"] <= 2.0 and look["self_intersections"] == 0
