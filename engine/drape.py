@@ -72,9 +72,8 @@ def resting_on_top(collider, x, friction: float, settings: DrapeSettings):
     """(N,) bool: vertices of x lying on a body surface that static friction holds them on.
 
     A vertex on skin that faces up within the friction angle (tan(angle) <= mu) cannot slide under
-    its weight: these points (the tops of the shoulders under a t-shirt) are held where they lie.
-    The solver's global step does not see the body (it is projected out after), so without them
-    a top slides off the shoulders as if the skin were ice.
+    its weight: these points (the tops of the shoulders under a t-shirt) are attached where they
+    lie from the first step, before the solver's contact anchors have caught anything.
     """
     xp = array_namespace(x)
     _, normal, signed = collider.contacts(x)
