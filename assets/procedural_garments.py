@@ -1390,9 +1390,9 @@ def _build_trousers(body: _Body, chart: dict, h: float):
 
 # A split-quad grid of edge h has about one vertex per h^2 of garment. The garment's area is
 # about this factor times its length times its chest (or hip) girth, measured on XS-XL of both
-# sexes within 7 %: it sets the first build's h, and the last build's area the next one's.
+# sexes within 7 %: it sets the first build's h, and each build's area the next one's.
 _AREA_FACTOR = {"tshirt": 1.45, "longsleeve": 1.94, "dress": 1.30, "skirt": 1.12, "trousers": 1.31}
-_AREAS: dict = {}  # (body, kind, chart) -> the last build's vertex count times h^2
+_EDGE: dict = {}  # (body, kind, chart, target vertices) -> the edge length h the search settled on
 
 
 def _build(body: _Body, kind: str, chart: dict, h: float):
@@ -1442,14 +1442,21 @@ def procedural_garment(
         raise FitroomError("bad_resolution", f"target_vertices must be between 500 and 200000, not {target_vertices}.")
     chart = garment_measurements(kind, size, sex)
     body = _body_context(model, size, sex)
-    key = (id(body), kind, tuple(sorted(chart.items())))
-    for _ in range(3):
-        guess = _AREA_FACTOR[kind] * chart["length_cm"] * chart.get("chest_cm", chart["hip_cm"]) / 1e4
-        h = float(np.sqrt(_AREAS.get(key, guess) / target_vertices))
+    # The edge length found for these arguments is kept, so that a garment depends on its
+    # arguments only (seeding the search with another resolution's area changed the mesh).
+    key = (id(body), kind, tuple(sorted(chart.items())), int(target_vertices))
+    h = _EDGE.get(key)
+    if h is not None:
         V, F, attached = _build(body, kind, chart, h)
-        _AREAS[key] = len(V) * h * h
-        if abs(len(V) / target_vertices - 1) < 0.10:
-            break
+    else:
+        area = _AREA_FACTOR[kind] * chart["length_cm"] * chart.get("chest_cm", chart["hip_cm"]) / 1e4
+        for _ in range(3):
+            h = float(np.sqrt(area / target_vertices))
+            V, F, attached = _build(body, kind, chart, h)
+            area = len(V) * h * h
+            if abs(len(V) / target_vertices - 1) < 0.10:
+                break
+        _EDGE[key] = h
     levels = {k: body.levels[k] for k in ("chest", "waist", "hip") if f"{k}_cm" in chart}
     girths = garment_girths(V, F, levels)
     return Garment(
