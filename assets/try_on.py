@@ -87,20 +87,27 @@ def _regions(garment: Garment) -> tuple:
     return REGIONS
 
 
-def size_ranking(model: BodyModel, garment: Garment, body: ShopperBody) -> list[dict]:
-    """The sizes of a procedural garment ranked for the body (a brand file has one size: its own)."""
-    body_cm = {r: body.measurements[f"{r}_cm"] for r in _regions(garment)}
-    if garment.kind in GARMENT_KINDS:
-        chart = {s: garment_measurements(garment.kind, s, garment.sex) for s in SIZES}
-        sizes = {s: {r: chart[s][f"{r}_cm"] for r in body_cm} for s in SIZES}
-        design = EASE_CM[garment.kind][garment.sex]
-    else:
-        from avatar.measurements import measure_body
+def chart_ranking(kind: str, sex: str, body: ShopperBody) -> list[dict]:
+    """The sizes XS..XL of a procedural garment kind ranked for the body, from the garment chart
+    alone (no mesh is needed)."""
+    body_cm = {r: body.measurements[f"{r}_cm"] for r in EASE_CM[kind][sex]}
+    chart = {s: garment_measurements(kind, s, sex) for s in SIZES}
+    sizes = {s: {r: chart[s][f"{r}_cm"] for r in body_cm} for s in SIZES}
+    return rank_sizes(sizes, body_cm, EASE_CM[kind][sex])
 
-        ref = measure_body(garment.body_vertices, model)
-        own = garment_girths(garment.vertices, garment.faces, _levels(ref), float(np.median(garment.body_vertices[:, 0])))
-        sizes = {garment.size or "as modelled": {r: own[r] for r in body_cm if own.get(r)}}
-        design = {r: own[r] - ref[f"{r}_cm"] for r in body_cm if own.get(r)}
+
+def size_ranking(model: BodyModel, garment: Garment, body: ShopperBody) -> list[dict]:
+    """The sizes of a procedural garment ranked for the body (a brand file has one size: its own,
+    measured on the garment against the body it was modelled on)."""
+    if garment.kind in GARMENT_KINDS:
+        return chart_ranking(garment.kind, garment.sex, body)
+    from avatar.measurements import measure_body
+
+    body_cm = {r: body.measurements[f"{r}_cm"] for r in REGIONS}
+    ref = measure_body(garment.body_vertices, model)
+    own = garment_girths(garment.vertices, garment.faces, _levels(ref), float(np.median(garment.body_vertices[:, 0])))
+    sizes = {garment.size or "as modelled": {r: own[r] for r in body_cm if own.get(r)}}
+    design = {r: own[r] - ref[f"{r}_cm"] for r in body_cm if own.get(r)}
     return rank_sizes(sizes, body_cm, design)
 
 

@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.mesh_queries import vertex_normals
+
 __all__ = [
     "MeshPart",
     "look_glb_bytes",
@@ -82,13 +84,7 @@ class _Builder:
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit normals (V, 3) float32; vertices on no face get +Y."""
-    v = vertices.astype(np.float64)
-    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-20, n / np.maximum(length, 1e-20), [0.0, 1.0, 0.0]).astype(np.float32)
+    n = vertex_normals(vertices.astype(np.float64), np.asarray(faces, np.int64), fallback=(0.0, 1.0, 0.0)).astype(np.float32)
     # Renormalise in float32: the glTF validator checks unit length at float32 precision.
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 

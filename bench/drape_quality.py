@@ -42,7 +42,7 @@ def _cpu_name() -> str:
 
 def garments_on_avatars(model, vertices: int, max_steps: int, kinds=GARMENTS, avatars=AVATARS) -> list[dict]:
     from assets.procedural_garments import procedural_garment, reference_body
-    from assets.try_on import ShopperBody, look_summary, size_ranking, try_on
+    from assets.try_on import ShopperBody, chart_ranking, look_summary, try_on
     from avatar.measurements import measure_body
     from engine.drape import DrapeSettings
     from engine.fabrics import fabric_preset
@@ -52,8 +52,7 @@ def garments_on_avatars(model, vertices: int, max_steps: int, kinds=GARMENTS, av
         body_v = reference_body(model, chart_size, "female")[1]
         body = ShopperBody(body_v, "female", measure_body(body_v, model))
         for kind in kinds:
-            probe = procedural_garment(model, kind, "M", "female", target_vertices=500)
-            size = size_ranking(model, probe, body)[0]["size"]
+            size = chart_ranking(kind, "female", body)[0]["size"]
             garment = procedural_garment(model, kind, size, "female", target_vertices=vertices)
             look = try_on(model, body, garment, fabric_preset("cotton_jersey"), DrapeSettings(max_steps=max_steps))
             s = look_summary(look)

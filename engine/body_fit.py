@@ -37,6 +37,7 @@ from engine.body_model import (
     shape_coefficients,
     skin,
 )
+from engine.mesh_queries import vertex_normals
 from engine.rotations import left_jacobian_inverse, matrix_to_rotvec, rotvec_to_matrix, skew
 
 # Bones whose rotation is fitted: spine, neck, shoulders, arms, legs.
@@ -634,7 +635,7 @@ def _rim_vertices(xp, X, faces, edges, view: ViewObservation, max_points: int):
     W, H = view.image_size
     tri = X[faces]
     fn = xp.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = _vertex_normals(xp, X, faces, fn)
+    normals = vertex_normals(X, faces, fn)
     # The camera is at the origin: a triangle faces it when its normal points back along the ray.
     front = xp.sum(fn * tri.sum(1), 1) < 0
     edge_vertices, edge_faces = edges
@@ -660,14 +661,6 @@ def _rim_vertices(xp, X, faces, edges, view: ViewObservation, max_points: int):
     if len(ids) > max_points:
         ids = ids[np.linspace(0, len(ids) - 1, max_points).astype(np.int64)]
     return ids
-
-
-def _vertex_normals(xp, X, faces, face_normals):
-    """Area-weighted vertex normals (V, 3), unit length."""
-    n = xp.zeros_like(X)
-    for k in range(3):
-        scatter_add(n, faces[:, k], face_normals)
-    return n / xp.maximum(xp.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def initial_placement(model: BodyModel, view: ViewObservation, height_m: float):

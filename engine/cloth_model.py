@@ -77,6 +77,12 @@ class ClothModel:
         return ClothState(x.copy(), xp.zeros_like(x))
 
 
+def deformation_columns(model: ClothModel, x):
+    """The deformation gradient's warp and weft columns (F, 3) each, at positions x (N, 3)."""
+    p = x[model.faces]  # (F, 3, 3)
+    return (model.grad_warp[:, :, None] * p).sum(1), (model.grad_weft[:, :, None] * p).sum(1)
+
+
 def material_frames(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit warp and weft directions (F, 3) of triangles p (F, 3, 3)."""
     n = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.backend import to_numpy
-from engine.cloth_model import ClothModel, ClothState
+from engine.cloth_model import ClothModel, ClothState, deformation_columns
 from engine.mesh_queries import vertex_neighbours
 from engine.self_collision import repel, vertex_triangle_pairs
 
@@ -92,10 +92,7 @@ def membrane_targets(model: ClothModel, x):
     kept. (A compression-free target, tried for buckling, let a lone triangle collapse to 80 %.)
     """
     xp = model.xp
-    f = model.faces
-    p = x[f]  # (F, 3, 3)
-    fu = (model.grad_warp[:, :, None] * p).sum(1)
-    fv = (model.grad_weft[:, :, None] * p).sum(1)
+    fu, fv = deformation_columns(model, x)
     lu = xp.maximum(xp.linalg.norm(fu, axis=1, keepdims=True), 1e-12)
     lv = xp.maximum(xp.linalg.norm(fv, axis=1, keepdims=True), 1e-12)
     a, b = fu / lu, fv / lv

@@ -10,14 +10,13 @@ vertex's area. (Ease, a girth difference, is measured on the garment's sections:
 from __future__ import annotations
 
 from engine.backend import array_namespace
+from engine.cloth_model import deformation_columns
 
 
-def triangle_stretch(grad_warp, grad_weft, faces, x):
+def triangle_stretch(model, x):
     """Principal stretches (F, 2) (largest first) and the warp and weft stretches (F, 2)."""
     xp = array_namespace(x)
-    p = x[faces]
-    fu = (grad_warp[:, :, None] * p).sum(1)
-    fv = (grad_weft[:, :, None] * p).sum(1)
+    fu, fv = deformation_columns(model, x)
     a, b, c = (fu * fu).sum(1), (fu * fv).sum(1), (fv * fv).sum(1)
     # Eigenvalues of the 2x2 right Cauchy-Green tensor [[a, b], [b, c]].
     mean, dev = 0.5 * (a + c), xp.sqrt(0.25 * (a - c) ** 2 + b * b)
@@ -38,7 +37,7 @@ def vertex_average(values, faces, weights, n_vertices: int):
 
 def strain_percent(model, x):
     """Per-vertex strain (N,) in percent (100 = at rest) of a `ClothModel` at positions x."""
-    principal, _ = triangle_stretch(model.grad_warp, model.grad_weft, model.faces, x)
+    principal, _ = triangle_stretch(model, x)
     return 100.0 * vertex_average(principal[:, 0], model.faces, model.rest_area, model.n_vertices)
 
 

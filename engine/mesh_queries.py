@@ -30,15 +30,23 @@ def face_normals(vertices, faces, unit: bool = True):
     return n / xp.maximum(xp.linalg.norm(n, axis=1, keepdims=True), 1e-30)
 
 
-def vertex_normals(vertices, faces):
-    """Area-weighted unit vertex normals (V, 3); (0, 0, 0) for a vertex in no face."""
+def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
+    """Area-weighted unit vertex normals (V, 3).
+
+    weighted_face_normals : (F, 3) area-weighted face normals when the caller has them already.
+    fallback : (3,) the normal of a vertex in no face (a zero vector when None).
+    """
     xp = array_namespace(vertices)
-    n = face_normals(vertices, faces, unit=False)
+    n = face_normals(vertices, faces, unit=False) if weighted_face_normals is None else weighted_face_normals
     out = xp.zeros_like(vertices)
     for k in range(3):
         for c in range(3):
             out[:, c] += xp.bincount(faces[:, k], weights=n[:, c], minlength=len(vertices))
-    return out / xp.maximum(xp.linalg.norm(out, axis=1, keepdims=True), 1e-30)
+    length = xp.linalg.norm(out, axis=1, keepdims=True)
+    out = out / xp.maximum(length, 1e-30)
+    if fallback is not None:
+        out = xp.where(length > 1e-20, out, xp.asarray(fallback, dtype=out.dtype))
+    return out
 
 
 def padded_table(owner, members, n_owners: int, fill: int = -1):

@@ -7,7 +7,8 @@ on at the start of the step, so folds that touch slide over each other instead o
 
 from __future__ import annotations
 
-from engine.backend import array_namespace
+from engine.backend import array_namespace, to_numpy
+from engine.cloth_topology import unique_edges
 from engine.mesh_queries import box_pairs, closest_point_on_triangles, face_normals
 
 
@@ -95,15 +96,6 @@ def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2, rest=None
     return x
 
 
-def _unique_edges(faces):
-    xp = array_namespace(faces)
-    e = xp.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = xp.sort(e, axis=1)
-    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
-    _, first = xp.unique(key, return_index=True)
-    return e[first]
-
-
 def self_intersections(x, faces) -> int:
     """How many (edge, triangle) pairs of the mesh cross, edges and triangles sharing no vertex.
 
@@ -111,7 +103,7 @@ def self_intersections(x, faces) -> int:
     least twice (two edges cross the other sheet), so 0 is the only good answer.
     """
     xp = array_namespace(x)
-    edges = _unique_edges(faces)
+    edges = xp.asarray(unique_edges(to_numpy(faces))[0])  # once per drape: the host's table serves
     a, b = x[edges[:, 0]], x[edges[:, 1]]
     lo, hi = _triangle_boxes(x, faces)
     ei, ti = box_pairs(xp.minimum(a, b), xp.maximum(a, b), lo, hi)

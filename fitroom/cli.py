@@ -98,18 +98,16 @@ def cmd_reference_body(args) -> int:
     return 0
 
 
-def _try_on_inputs(args):
-    from assets.try_on import load_garment, shopper_body
+def _shopper(args):
+    from assets.try_on import shopper_body
     from avatar.body import load_body_model
 
     model = load_body_model(device="cpu")
-    body = shopper_body(model, Path(args.avatar))
-    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, args.vertices)
-    return model, body, garment
+    return model, shopper_body(model, Path(args.avatar))
 
 
 def cmd_drape(args) -> int:
-    from assets.try_on import look_summary, try_on, write_look
+    from assets.try_on import load_garment, look_summary, try_on, write_look
     from engine.backend import select_backend, to_numpy
     from engine.fabrics import fabric_preset
     from fitroom.settings import get_settings
@@ -120,7 +118,8 @@ def cmd_drape(args) -> int:
             raise FitroomError("bad_output", f"The folder of {path} does not exist.")
     if Path(args.output).suffix.lower() != ".glb":
         raise FitroomError("bad_output", f"The look is written as .glb, not {args.output}.")
-    model, body, garment = _try_on_inputs(args)
+    model, body = _shopper(args)
+    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, args.vertices)
     look = try_on(model, body, garment, fabric, xp=select_backend(get_settings().device))
     write_look(look, args.output, args.fitmap, faces=to_numpy(model.faces))
     _print_result(look_summary(look), args.json)
@@ -128,11 +127,16 @@ def cmd_drape(args) -> int:
 
 
 def cmd_recommend(args) -> int:
-    from assets.try_on import size_ranking
+    from assets.garment_chart import GARMENT_KINDS
+    from assets.try_on import chart_ranking, load_garment, size_ranking
 
-    model, body, garment = _try_on_inputs(args)
-    ranking = size_ranking(model, garment, body)
-    out = {"garment": garment.kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
+    model, body = _shopper(args)
+    if args.garment in GARMENT_KINDS:
+        kind, ranking = args.garment, chart_ranking(args.garment, body.sex, body)
+    else:
+        garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body)
+        kind, ranking = garment.kind, size_ranking(model, garment, body)
+    out = {"garment": kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
     if args.json:
         _print_json(out)
     else:
@@ -186,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--garment", required=True, help=garments)
     c.add_argument("--reference-body", help="the body a garment file was modelled on")
     c.add_argument("--size", default="M", help="the size of a garment file (default M)")
-    c.add_argument("--vertices", type=int, default=2000, help=argparse.SUPPRESS)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_recommend)
 

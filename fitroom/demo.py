@@ -59,11 +59,11 @@ def main() -> int:
 def drape_tshirt(model, out) -> None:
     """Drapes the recommended t-shirt size on the avatar in `out` and writes the look there."""
     from assets.procedural_garments import procedural_garment
-    from assets.try_on import look_summary, shopper_body, size_ranking, try_on, write_look
+    from assets.try_on import chart_ranking, look_summary, shopper_body, try_on, write_look
     from engine.fabrics import fabric_preset
 
     body = shopper_body(model, out / "avatar.json")
-    ranking = size_ranking(model, procedural_garment(model, "tshirt", "M", body.sex, target_vertices=500), body)
+    ranking = chart_ranking("tshirt", body.sex, body)
     size = ranking[0]["size"]
     garment = procedural_garment(model, "tshirt", size, body.sex, target_vertices=5000)
     look = try_on(model, body, garment, fabric_preset("cotton_jersey"))

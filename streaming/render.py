@@ -33,6 +33,8 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 import numpy as np  # noqa: E402
 
+from engine.mesh_queries import vertex_normals as mesh_vertex_normals  # noqa: E402
+
 __all__ = [
     "PinholeCamera",
     "DirectionalLight",
@@ -157,14 +159,7 @@ class Surface:
 
 def vertex_normals(vertices, faces) -> np.ndarray:
     """Area-weighted unit vertex normals (n, 3) float32 of a triangle mesh (counter-clockwise faces)."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 1.0, 0.0]))
+    n = mesh_vertex_normals(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), fallback=(0.0, 1.0, 0.0))
     return n.astype(np.float32)
 
 
