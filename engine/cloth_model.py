@@ -79,8 +79,9 @@ class ClothModel:
 
 def deformation_columns(model: ClothModel, x):
     """The deformation gradient's warp and weft columns (F, 3) each, at positions x (N, 3)."""
+    xp = model.xp
     p = x[model.faces]  # (F, 3, 3)
-    return (model.grad_warp[:, :, None] * p).sum(1), (model.grad_weft[:, :, None] * p).sum(1)
+    return xp.einsum("fk,fkd->fd", model.grad_warp, p), xp.einsum("fk,fkd->fd", model.grad_weft, p)
 
 
 def material_frames(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

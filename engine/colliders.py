@@ -7,7 +7,7 @@ answer into contact half-spaces held for one time step.
 
 from __future__ import annotations
 
-from engine.backend import array_namespace
+from engine.backend import array_namespace, rownorm
 from engine.mesh_queries import SurfaceQuery
 
 
@@ -42,6 +42,6 @@ class SphereCollider:
     def contacts(self, x):
         xp = array_namespace(x)
         d = x - xp.asarray(self.centre, dtype=x.dtype)
-        r = xp.linalg.norm(d, axis=1)
+        r = rownorm(d)
         n = d / xp.maximum(r, 1e-12)[:, None]
         return xp.asarray(self.centre, dtype=x.dtype) + self.radius * n, n, r - self.radius

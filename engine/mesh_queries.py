@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.backend import array_namespace
+from engine.backend import array_namespace, rowdot, rownorm
 
 
 def face_normals(vertices, faces, unit: bool = True):
@@ -27,7 +27,7 @@ def face_normals(vertices, faces, unit: bool = True):
     n = xp.cross(v1 - v0, v2 - v0)
     if not unit:
         return n
-    return n / xp.maximum(xp.linalg.norm(n, axis=1, keepdims=True), 1e-30)
+    return n / xp.maximum(rownorm(n)[:, None], 1e-30)
 
 
 def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
@@ -42,7 +42,7 @@ def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
     for k in range(3):
         for c in range(3):
             out[:, c] += xp.bincount(faces[:, k], weights=n[:, c], minlength=len(vertices))
-    length = xp.linalg.norm(out, axis=1, keepdims=True)
+    length = rownorm(out)[:, None]
     out = out / xp.maximum(length, 1e-30)
     if fallback is not None:
         out = xp.where(length > 1e-20, out, xp.asarray(fallback, dtype=out.dtype))
@@ -90,14 +90,14 @@ def closest_point_on_triangles(p, a, b, c):
     """
     xp = array_namespace(p)
     ab, ac, ap = b - a, c - a, p - a
-    d1 = (ab * ap).sum(-1)
-    d2 = (ac * ap).sum(-1)
+    d1 = rowdot(ab, ap)
+    d2 = rowdot(ac, ap)
     bp = p - b
-    d3 = (ab * bp).sum(-1)
-    d4 = (ac * bp).sum(-1)
+    d3 = rowdot(ab, bp)
+    d4 = rowdot(ac, bp)
     cp = p - c
-    d5 = (ab * cp).sum(-1)
-    d6 = (ac * cp).sum(-1)
+    d5 = rowdot(ab, cp)
+    d6 = rowdot(ac, cp)
     va = d3 * d6 - d5 * d4
     vb = d5 * d2 - d1 * d6
     vc = d1 * d4 - d3 * d2
@@ -176,11 +176,16 @@ def _expand(counts):
     return run, xp.arange(total) - (ends - counts)[run]
 
 
+# Grid cell over the median b-box extent. For a 10k t-shirt's self-contact pairs 1.0 took 89 ms,
+# 0.5 100 ms, 2.0 139 ms, 3.0 235 ms; its self-intersection count 157 ms at 1.0, 189 ms at 2.0.
+CELL_FACTOR = 1.0
+
+
 def box_pairs(lo_a, hi_a, lo_b, hi_b, cell: float | None = None):
     """All pairs (i, j) of overlapping axis-aligned boxes, box i of set a and box j of set b.
 
-    lo_*, hi_* : (n, 3) box corners. A uniform grid (cell: twice the median extent of the b
-    boxes by default) holds each b box in every cell it overlaps; each a box meets the b boxes
+    lo_*, hi_* : (n, 3) box corners. A uniform grid (cell: the median extent of the b boxes by
+    default) holds each b box in every cell it overlaps; each a box meets the b boxes
     of the cells it overlaps, and the exact overlap test removes the rest. Exact: no overlapping
     pair is missed, whatever the sizes. Returns two (k,) int arrays, each pair once.
     """
@@ -189,7 +194,7 @@ def box_pairs(lo_a, hi_a, lo_b, hi_b, cell: float | None = None):
     if len(lo_a) == 0 or len(lo_b) == 0:
         return empty, empty
     if cell is None:
-        cell = 2.0 * float(xp.median((hi_b - lo_b).max(1))) + 1e-9
+        cell = CELL_FACTOR * float(xp.median((hi_b - lo_b).max(1))) + 1e-9
     origin = xp.minimum(lo_a.min(0), lo_b.min(0))
 
     def cells(lo, hi):
@@ -296,7 +301,7 @@ class SurfaceQuery:
         while len(todo) and radius < 1.0:
             p = points[todo]
             qi, si = grid_candidates(p, self.vertices, radius)
-            d = ((p[qi] - self.vertices[si]) ** 2).sum(-1)
+            d = rownorm(p[qi] - self.vertices[si]) ** 2
             best = segment_argmin(d, qi, len(p))
             found = best >= 0
             found[found] = d[best[found]] <= radius * radius  # a farther one may hide outside the stencil
@@ -304,7 +309,7 @@ class SurfaceQuery:
             todo, radius = todo[~found], radius * 3.0
         for s in range(0, len(todo), 256):
             ids = todo[s : s + 256]
-            nearest[ids] = xp.argmin(((points[ids, None, :] - self.vertices[None]) ** 2).sum(-1), axis=1)
+            nearest[ids] = xp.argmin(rownorm(points[ids, None, :] - self.vertices[None]), axis=1)
         return nearest
 
     def walk(self, points, start, steps: int = 3):
@@ -314,7 +319,7 @@ class SurfaceQuery:
         for _ in range(steps):
             cand = xp.concatenate([cur[:, None], self.neighbours[cur]], 1)
             valid = cand >= 0
-            d = ((points[:, None, :] - self.vertices[xp.maximum(cand, 0)]) ** 2).sum(-1)
+            d = rownorm(points[:, None, :] - self.vertices[xp.maximum(cand, 0)])
             d = xp.where(valid, d, xp.inf)
             nxt = cand[xp.arange(len(cur)), xp.argmin(d, axis=1)]
             if bool((nxt == cur).all()):
@@ -334,15 +339,15 @@ class SurfaceQuery:
         f = self.faces[xp.maximum(ring, 0)]  # (P, k, 3)
         v = self.vertices
         q, bary = closest_point_on_triangles(points[:, None, :], v[f[..., 0]], v[f[..., 1]], v[f[..., 2]])
-        d2 = ((q - points[:, None, :]) ** 2).sum(-1)
+        d2 = rownorm(q - points[:, None, :]) ** 2
         d2 = xp.where(valid, d2, xp.inf)
         k = xp.argmin(d2, axis=1)
         rows = xp.arange(len(points))
         q, bary, face = q[rows, k], bary[rows, k], ring[rows, k]
         fv = self.faces[face]
-        n = (bary[:, :, None] * self.normals[fv]).sum(1)
-        n = n / xp.maximum(xp.linalg.norm(n, axis=1, keepdims=True), 1e-30)
-        dist = xp.linalg.norm(points - q, axis=1)
-        side = ((points - q) * n).sum(1)
+        n = xp.einsum("pk,pkd->pd", bary, self.normals[fv])
+        n = n / xp.maximum(rownorm(n)[:, None], 1e-30)
+        dist = rownorm(points - q)
+        side = rowdot(points - q, n)
         signed = xp.where(side < 0, -dist, dist)
         return q, n, signed, face, bary

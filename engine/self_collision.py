@@ -7,7 +7,7 @@ on at the start of the step, so folds that touch slide over each other instead o
 
 from __future__ import annotations
 
-from engine.backend import array_namespace, to_numpy
+from engine.backend import array_namespace, rowdot, rownorm, to_numpy
 from engine.cloth_topology import unique_edges
 from engine.mesh_queries import box_pairs, closest_point_on_triangles, face_normals
 
@@ -54,30 +54,30 @@ def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2, rest=None
     f = faces[ti]
     # Only pairs within twice the thickness, or whose vertex went through the triangle during
     # the step (changed sides of its plane and is no farther from it than it moved), need a push.
-    now = ((x[vi] - x[f[:, 0]]) * face_normals(x, f)).sum(1)
-    before = ((x_start[vi] - x_start[f[:, 0]]) * face_normals(x_start, f)).sum(1)
-    moved = xp.linalg.norm(x[vi] - x_start[vi], axis=1)
+    now = rowdot(x[vi] - x[f[:, 0]], face_normals(x, f))
+    before = rowdot(x_start[vi] - x_start[f[:, 0]], face_normals(x_start, f))
+    moved = rownorm(x[vi] - x_start[vi])
     crossed = now * before < 0
     # The distance to the plane bounds the distance to the triangle from below: a cheap cut first.
     maybe = (xp.abs(now) < 2.0 * thickness) | (crossed & (xp.abs(now) <= moved + thickness))
     vi, f, now, before, moved, crossed = vi[maybe], f[maybe], now[maybe], before[maybe], moved[maybe], crossed[maybe]
     q, _ = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
-    dist = xp.linalg.norm(x[vi] - q, axis=1)
+    dist = rownorm(x[vi] - q)
     keep = (dist < 2.0 * thickness) | (crossed & (dist <= moved + thickness))
     if rest is not None:
         q_rest, _ = closest_point_on_triangles(rest[vi], rest[f[:, 0]], rest[f[:, 1]], rest[f[:, 2]])
-        keep &= xp.linalg.norm(rest[vi] - q_rest, axis=1) >= 1.5 * thickness
+        keep &= rownorm(rest[vi] - q_rest) >= 1.5 * thickness
     vi, f = vi[keep], f[keep]
     if len(vi) == 0:
         return x
     # Which side each vertex was on: fixed for the whole step.
     q0, _ = closest_point_on_triangles(x_start[vi], x_start[f[:, 0]], x_start[f[:, 1]], x_start[f[:, 2]])
     n0 = face_normals(x_start, f)
-    side = xp.where(((x_start[vi] - q0) * n0).sum(1) >= 0, 1.0, -1.0)
+    side = xp.where(rowdot(x_start[vi] - q0, n0) >= 0, 1.0, -1.0)
     for _ in range(passes):
         q, bary = closest_point_on_triangles(x[vi], x[f[:, 0]], x[f[:, 1]], x[f[:, 2]])
         n = face_normals(x, f)
-        s = side * ((x[vi] - q) * n).sum(1)
+        s = side * rowdot(x[vi] - q, n)
         corr = xp.maximum(thickness - s, 0.0)
         hit = corr > 0
         if not bool(hit.any()):
@@ -118,14 +118,14 @@ def self_intersections(x, faces) -> int:
     o, d = a[ei], b[ei] - a[ei]
     e1, e2 = p1 - p0, p2 - p0
     h = xp.cross(d, e2)
-    det = (e1 * h).sum(1)
-    scale = xp.linalg.norm(d, axis=1) * xp.linalg.norm(e1, axis=1) * xp.linalg.norm(e2, axis=1)
+    det = rowdot(e1, h)
+    scale = rownorm(d) * rownorm(e1) * rownorm(e2)
     ok = xp.abs(det) > 1e-9 * scale  # coplanar pairs touch, they do not cross
     inv = 1.0 / xp.where(ok, det, 1.0)
     s = o - p0
-    u = (s * h).sum(1) * inv
+    u = rowdot(s, h) * inv
     qv = xp.cross(s, e1)
-    v = (d * qv).sum(1) * inv
-    t = (e2 * qv).sum(1) * inv
+    v = rowdot(d, qv) * inv
+    t = rowdot(e2, qv) * inv
     hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t >= 0) & (t <= 1)
     return int(hit.sum())

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.backend import array_namespace, gpu_available, scatter_add, select_backend, to_numpy
+from engine.backend import array_namespace, gpu_available, rowdot, rownorm, scatter_add, select_backend, to_numpy
 
 
 def test_cpu_is_numpy():
@@ -33,3 +33,10 @@ def test_scatter_add_sums_repeated_indices(xp):
     expected = np.array([[1, 2, 3], [0, 0, 0], [3, 6, 9], [1, 2, 3]], float)
     np.testing.assert_array_equal(to_numpy(target), expected)
     assert array_namespace(target) is xp
+
+
+def test_rowdot_and_rownorm_over_the_last_axis(xp):
+    a = xp.asarray(np.arange(24, dtype=float).reshape(2, 4, 3))
+    b = xp.asarray(np.ones((2, 4, 3)))
+    np.testing.assert_allclose(to_numpy(rowdot(a, b)), np.arange(24, dtype=float).reshape(2, 4, 3).sum(-1))
+    np.testing.assert_allclose(to_numpy(rownorm(xp.asarray([[3.0, 4.0, 0.0], [0.0, 0.0, -2.0]]))), [5.0, 2.0])

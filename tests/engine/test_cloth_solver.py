@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.cloth_model import build_cloth_model, deformation_operators
-from engine.cloth_solver import ClothSolver, SolverSettings, membrane_targets
+from engine.cloth_solver import ClothSolver, LinearSystem, SolverSettings, membrane_targets, system_matrix
 from engine.colliders import SphereCollider
 from engine.fabrics import Fabric, fabric_preset
 from fitroom.errors import FitroomError
@@ -43,6 +43,24 @@ def test_local_step_by_hand():
     assert np.linalg.norm(q_u) == pytest.approx(np.linalg.norm(fu))
     half = 0.5 * (np.pi / 2 - np.arccos(np.dot(fu, fv) / np.linalg.norm(fu) / np.linalg.norm(fv)))
     assert np.arccos(np.dot(q_u, fu) / np.linalg.norm(fu) ** 2) == pytest.approx(abs(half), abs=1e-9)
+
+
+def test_linear_system_solves_and_refactors():
+    """CHOLMOD (scikit-sparse) and SuperLU give the dense answer, before and after new diagonal
+    values on the same pattern."""
+    import scipy.sparse as sp
+
+    v, f = square_cloth(6, 0.3)
+    model = build_cloth_model(v, f, fabric_preset("cotton_jersey"))
+    a = system_matrix(model, 1 / 60, np.zeros(model.n_vertices))
+    rhs = np.random.default_rng(0).normal(size=(model.n_vertices, 3))
+    hold = sp.diags(np.linspace(0.0, 50.0, model.n_vertices))
+    cholmod, superlu = LinearSystem(a, np), LinearSystem(a, np, cholmod=False)
+    assert cholmod._symbolic is not None and superlu._symbolic is None
+    for system in (cholmod, superlu):
+        np.testing.assert_allclose(system.solve(rhs), np.linalg.solve(a.toarray(), rhs), rtol=1e-8, atol=1e-12)
+        system.refactor(a + hold)
+        np.testing.assert_allclose(system.solve(rhs), np.linalg.solve((a + hold).toarray(), rhs), rtol=1e-8, atol=1e-12)
 
 
 def test_stretched_triangle_returns_to_rest():
