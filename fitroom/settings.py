@@ -17,14 +17,29 @@ class Settings:
 
     data_dir : where converted models and catalogue data live (`FITROOM_DATA_DIR`).
     device : `auto` (CuPy when a CUDA device is usable), `cpu` or `gpu` (`FITROOM_DEVICE`).
+    database_url : the catalogue database (`FITROOM_DATABASE_URL`, e.g. `postgresql://u:p@host/db`);
+        None for SQLite in the data directory.
+    max_upload_bytes : the largest accepted upload (`FITROOM_MAX_UPLOAD_MB`, default 100 MB).
+    brand_key : the API key the command line acts with (`FITROOM_BRAND_KEY`).
     """
 
     data_dir: Path = Path(".fitroom-data")
     device: str = "auto"
+    database_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    max_upload_bytes: int = 100 * 1024 * 1024
+    brand_key: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def body_model_path(self) -> Path:
         return self.data_dir / "body_model.npz"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -34,7 +49,19 @@ class Settings:
             raise FitroomError(
                 "bad_setting", f"FITROOM_DEVICE must be one of {', '.join(DEVICES)}, not {device!r}."
             )
-        return cls(data_dir=Path(env.get("FITROOM_DATA_DIR", ".fitroom-data")), device=device)
+        try:
+            max_upload_mb = float(env.get("FITROOM_MAX_UPLOAD_MB", "100"))
+        except ValueError:
+            max_upload_mb = -1.0
+        if not 0 < max_upload_mb <= 10_000:
+            raise FitroomError("bad_setting", "FITROOM_MAX_UPLOAD_MB must be a number of megabytes between 0 and 10000.")
+        return cls(
+            data_dir=Path(env.get("FITROOM_DATA_DIR", ".fitroom-data")),
+            device=device,
+            database_url=env.get("FITROOM_DATABASE_URL") or None,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            brand_key=env.get("FITROOM_BRAND_KEY") or None,
+        )
 
 
 def get_settings() -> Settings:

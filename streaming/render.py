@@ -147,6 +147,9 @@ class Surface:
     base_color : (3,) linear RGB in [0, 1], multiplied with the vertex colours when both are given.
     normals : (n, 3) unit vertex normals, or None to compute area-weighted ones.
     roughness : PBR roughness in [0, 1].
+    uv : (n, 2) float texture coordinates, origin at the image's bottom-left (OpenGL's), or None.
+    texture : (h, w, 3 or 4) uint8 sRGB base colour image, multiplied with the colours above; drawn
+        only with `uv`.
     """
 
     vertices: np.ndarray
@@ -155,6 +158,8 @@ class Surface:
     base_color: tuple = (1.0, 1.0, 1.0)
     normals: np.ndarray | None = None
     roughness: float = 0.8
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
 
 
 def vertex_normals(vertices, faces) -> np.ndarray:
@@ -299,13 +304,20 @@ def _pyrender_mesh(s: Surface):
     if s.colors is not None:
         c = np.asarray(s.colors, np.float32)
         colors = np.concatenate([c[:, :3], np.ones((len(c), 1), np.float32)], 1)
+    texture = texcoords = None
+    if s.texture is not None and s.uv is not None:
+        image = np.ascontiguousarray(s.texture, np.uint8)
+        texture = pyrender.Texture(source=image, source_channels="RGBA"[: image.shape[2]])
+        texcoords = np.ascontiguousarray(s.uv, np.float32)
     material = pyrender.MetallicRoughnessMaterial(
         baseColorFactor=np.concatenate([np.asarray(s.base_color, np.float64).reshape(3), [1.0]]),
         metallicFactor=0.0,
         roughnessFactor=float(s.roughness),
+        baseColorTexture=texture,
     )
     primitive = pyrender.Primitive(
-        positions=v, normals=normals, indices=f, color_0=colors, material=material, mode=pyrender.constants.GLTF.TRIANGLES
+        positions=v, normals=normals, indices=f, color_0=colors, texcoord_0=texcoords, material=material,
+        mode=pyrender.constants.GLTF.TRIANGLES,
     )
     return pyrender.Mesh([primitive])
 

@@ -1,0 +1,121 @@
+"""The FastAPI app: `create_app(settings)` opens the catalogue, the blob store and the upload job
+runner (at call time, never at import) and maps every error to `{"error": code, "detail": message}`.
+
+Statuses: 401 no or bad API key, 403 another brand's product, 404 nothing there (or not visible),
+409 a duplicate, 413 an upload over the limit, 415 not a 3D model, 422 anything else the caller
+sent wrong. OpenAPI docs at `/docs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assets.blob_store import BlobStore
+from assets.catalog_db import open_catalog
+from fitroom.errors import FitroomError
+from fitroom.settings import Settings, get_settings
+from streaming.api_schemas import too_large_detail
+from streaming.asset_jobs import JobRunner, fail_interrupted
+
+STATUS = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "no_product": 404, "no_asset": 404, "no_upload": 404, "no_file": 404, "no_blob": 404, "not_found": 404,
+    "duplicate_sku": 409, "duplicate_brand": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+}
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+               415: "unsupported_media_type"}
+MULTIPART_SLACK = 64 * 1024  # room for the multipart boundaries and form fields around the file
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _fitroom_error(request: Request, e: FitroomError) -> JSONResponse:
+    return _error(STATUS.get(e.code, 422), e.code, e.message)
+
+
+def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+    parts = []
+    for err in e.errors()[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path", "form"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return _error(422, "invalid_request", "; ".join(parts) or "The request is not valid.")
+
+
+def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+    if e.status_code == 413:
+        return _error(413, "too_large", too_large_detail(request.app.state.settings.max_upload_bytes))
+    return _error(e.status_code, _HTTP_CODES.get(e.status_code, "http_error"), str(e.detail))
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self):
+        super().__init__(413, "Content Too Large")
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes with a JSON 413: at once from Content-Length, or as
+    soon as a streamed body passes it (FastAPI re-raises HTTP errors from body parsing, so the
+    error reaches `_http_error`). Starlette's own limiter answers in plain text, hence this one.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return await _error(413, "too_large", too_large_detail(self.limit))(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge()
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API over the catalogue of `settings` (the environment's when None), migrated to head."""
+    settings = settings or get_settings()
+    db = open_catalog(settings.data_dir, settings.database_url)
+    blobs = BlobStore(settings.blob_dir)
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    fail_interrupted(db, settings.upload_dir)
+    jobs = JobRunner(db, blobs)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        jobs.shutdown()
+        db.close()
+
+    app = FastAPI(title="fitroom", version="1", lifespan=lifespan,
+                  description="Brands upload 3D products; shoppers browse the catalogue.")
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+    app.state.settings, app.state.db, app.state.blobs, app.state.jobs = settings, db, blobs, jobs
+    app.add_exception_handler(FitroomError, _fitroom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+    from streaming import api_assets, api_products
+
+    app.include_router(api_products.router)
+    app.include_router(api_assets.router)
+    return app
