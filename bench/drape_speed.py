@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+# The repository's packages first: bench/assets.py (the upload benchmark) would hide `assets`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drape_quality import _cpu_name  # bench/ is on the path when this runs as a script
 
