@@ -122,39 +122,31 @@ def membrane_targets(model: ClothModel, x):
     return tu, tv
 
 
-def membrane_spread(model: ClothModel):
-    """The sparse operator (N, 2F), on the model's device, that spreads per-triangle weighted
-    targets back to the vertices: membrane_spread(model) @ [tu; tv] = sum_tri G^T (targets), the
-    membrane's part of the global step's right side (N, 3)."""
+def membrane_spread(model: ClothModel, device: bool = True):
+    """The sparse operator S (N, 2F) that spreads per-triangle targets back to the vertices:
+    S @ [tu; tv] = sum_tri G^T (targets), the membrane's part of the global step's right side
+    (N, 3). On the model's device, or SciPy's on the host when `device` is False."""
     f = to_numpy(model.faces)
-    n_faces = len(f)
-    cols = np.concatenate([np.repeat(np.arange(n_faces), 3), n_faces + np.repeat(np.arange(n_faces), 3)])
+    tri = np.repeat(np.arange(len(f)), 3)
     vals = np.concatenate([to_numpy(model.grad_warp).reshape(-1), to_numpy(model.grad_weft).reshape(-1)])
-    spread = sp.csr_matrix((vals, (np.concatenate([f.reshape(-1)] * 2), cols)), shape=(model.n_vertices, 2 * n_faces))
-    if model.xp is np:
+    spread = sp.csr_matrix((vals, (np.concatenate([f.reshape(-1)] * 2), np.concatenate([tri, len(f) + tri]))),
+                           shape=(model.n_vertices, 2 * len(f)))
+    if model.xp is np or not device:
         return spread
     import cupyx.scipy.sparse as csp
 
     return csp.csr_matrix(spread)
 
 
-def system_matrix(model: ClothModel, dt: float, attach_weight) :
-    """The global step's matrix (N, N) as a SciPy CSR matrix (host)."""
+def system_matrix(model: ClothModel, dt: float, attach_weight):
+    """The global step's matrix (N, N) as a SciPy CSR matrix (host): S diag(w) S^T for the
+    membrane (w: each column's stretch plus shear weight) + bending + mass / dt^2 + attachments."""
+    s = membrane_spread(model, device=False)
+    w = np.concatenate([to_numpy(model.stretch_warp + model.shear), to_numpy(model.stretch_weft + model.shear)])
     n = model.n_vertices
-    f = to_numpy(model.faces)
-    rows, cols, vals = [model.bending_rows], [model.bending_cols], [model.bending_values]
-    for grad, w in ((model.grad_warp, model.stretch_warp + model.shear), (model.grad_weft, model.stretch_weft + model.shear)):
-        g, w = to_numpy(grad), to_numpy(w)
-        for i in range(3):
-            for j in range(3):
-                rows.append(f[:, i])
-                cols.append(f[:, j])
-                vals.append(w * g[:, i] * g[:, j])
+    bending = sp.csr_matrix((model.bending_values, (model.bending_rows, model.bending_cols)), shape=(n, n))
     diag = to_numpy(model.mass) / dt**2 + to_numpy(attach_weight)
-    rows.append(np.arange(n))
-    cols.append(np.arange(n))
-    vals.append(diag)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    return (s @ sp.diags(w) @ s.T + bending + sp.diags(diag)).tocsr()
 
 
 class ClothSolver:
