@@ -7,11 +7,11 @@ torch and anny; at run time the engine reads the `.npz` this writes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from fitroom.files import write_atomic
 
 FORMAT_VERSION = 1
 
@@ -110,16 +110,7 @@ def extract_arrays(model) -> dict[str, np.ndarray]:
 
 def save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Writes `arrays` to `path` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def convert(path: Path) -> Path:

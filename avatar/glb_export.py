@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import struct
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from engine.mesh_queries import vertex_normals
+from fitroom.files import write_atomic
 
 __all__ = [
     "MeshPart",
@@ -361,30 +359,14 @@ def skinned_glb_bytes(
     return _pack(doc, b)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private; a written body is an ordinary file.
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_body_glb(path, vertices, faces, name: str = "body") -> None:
     """Writes a plain (unskinned) GLB of one mesh to `path`, atomically (see `body_glb_bytes`)."""
-    _write_atomic(Path(path), body_glb_bytes(vertices, faces, name=name))
+    write_atomic(path, body_glb_bytes(vertices, faces, name=name))
 
 
 def write_look_glb(path, parts: Sequence[MeshPart], name: str = "look") -> None:
     """Writes a GLB of several meshes to `path`, atomically (see `look_glb_bytes`)."""
-    _write_atomic(Path(path), look_glb_bytes(parts, name=name))
+    write_atomic(path, look_glb_bytes(parts, name=name))
 
 
 def write_skinned_glb(
@@ -403,4 +385,4 @@ def write_skinned_glb(
     data = skinned_glb_bytes(
         vertices, faces, bone_heads, bone_orientations, parents, bone_labels, bone_weights, bone_indices, name=name
     )
-    _write_atomic(Path(path), data)
+    write_atomic(path, data)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from fitroom.files import write_atomic
 
 TABLE_PATH = Path(__file__).with_name("data") / "mediapipe_landmark_offsets.json"
 N_LANDMARKS = 33
@@ -135,12 +135,7 @@ def measure_offsets(n_bodies: int = 40, seed: int = 1) -> dict:
 
 def write_table(table: dict, path: Path = TABLE_PATH) -> None:
     """Writes the table as JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(table, f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; this is data for everyone
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(table, indent=1))
 
 
 def main(argv=None) -> int:

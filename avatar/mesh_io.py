@@ -22,8 +22,6 @@ Positions must be in metres (glTF's unit; OBJ has none, and Anny writes metres):
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import numpy as np
 from engine.backend import to_numpy
 from engine.body_model import BodyModel
 from fitroom.errors import FitroomError
+from fitroom.files import write_atomic
 
 __all__ = [
     "FRAMES",
@@ -282,12 +281,4 @@ def write_obj(path, vertices, faces) -> None:
             "".join(f"f {a} {b} {c}\n" for a, b, c in (f + 1).tolist()),
         ]
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".obj.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)

@@ -16,12 +16,11 @@ bounding box of body and garment together; the back view's lights are the front'
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
 from avatar.glb_export import SKIN_COLOUR
-from avatar.glb_export import _write_atomic  # the project's one atomic file writer
+from fitroom.files import write_atomic
 from streaming.render import DEFAULT_LIGHTS, DirectionalLight, PinholeCamera, Surface, shared_renderer
 
 __all__ = [
@@ -195,4 +194,4 @@ def write_png(path, image) -> None:
         raise ValueError(f"a PNG image is (H, W, 3 or 4) uint8, not {a.shape} {a.dtype}")
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(a)).save(buffer, format="PNG")
-    _write_atomic(Path(path), buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
