@@ -21,6 +21,8 @@ class Settings:
         None for SQLite in the data directory.
     max_upload_bytes : the largest accepted upload (`FITROOM_MAX_UPLOAD_MB`, default 100 MB).
     brand_key : the API key the command line acts with (`FITROOM_BRAND_KEY`).
+    stream_width, stream_height, stream_fps, stream_bitrate : the try-on video (`FITROOM_STREAM_WIDTH`,
+        `FITROOM_STREAM_HEIGHT`, `FITROOM_STREAM_FPS`, `FITROOM_STREAM_BITRATE` in bits/s).
     """
 
     data_dir: Path = Path(".fitroom-data")
@@ -28,6 +30,10 @@ class Settings:
     database_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     max_upload_bytes: int = 100 * 1024 * 1024
     brand_key: str | None = dataclasses.field(default=None, repr=False)
+    stream_width: int = 1280
+    stream_height: int = 720
+    stream_fps: int = 20
+    stream_bitrate: int = 2_000_000
 
     @property
     def body_model_path(self) -> Path:
@@ -61,7 +67,27 @@ class Settings:
             database_url=env.get("FITROOM_DATABASE_URL") or None,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             brand_key=env.get("FITROOM_BRAND_KEY") or None,
+            **_stream_settings(env),
         )
+
+
+_STREAM_LIMITS = {"stream_width": (64, 3840, 1280), "stream_height": (64, 2160, 720), "stream_fps": (1, 60, 20),
+                  "stream_bitrate": (100_000, 50_000_000, 2_000_000)}
+
+
+def _stream_settings(env) -> dict:
+    """The FITROOM_STREAM_* integers, each checked against its range (sizes even: H.264 needs it)."""
+    out = {}
+    for field, (low, high, default) in _STREAM_LIMITS.items():
+        name = "FITROOM_" + field.upper()
+        try:
+            value = int(env.get(name, default))
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high or (field in ("stream_width", "stream_height") and value % 2):
+            raise FitroomError("bad_setting", f"{name} must be an integer between {low} and {high} (even for sizes).")
+        out[field] = value
+    return out
 
 
 def get_settings() -> Settings:

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libsuitesparse-dev: CHOLMOD, which scikit-sparse (the cloth solver's sparse Cholesky) builds against.
-APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libgles2 libglib2.0-0 libsuitesparse-dev"
+# chromium: the real browser the web_client tests drive with Playwright (Python), headless.
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libgles2 libglib2.0-0 libsuitesparse-dev chromium"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -42,6 +43,14 @@ if ! grep -qs "\"version\": \"$GLTF_VALIDATOR_VERSION\"" .node/node_modules/gltf
     echo "setup: installing gltf-validator@$GLTF_VALIDATOR_VERSION into .node/"
     mkdir -p .node
     npm install --prefix .node --no-audit --no-fund --silent "gltf-validator@$GLTF_VALIDATOR_VERSION"
+fi
+# @google/model-viewer (npm, pinned): the page's "View in your room" (WebXR, Scene Viewer, Quick Look),
+# served by the app at /vendor/model-viewer.min.js (streaming/web_static.py); no CDN.
+MODEL_VIEWER_VERSION=4.4.0
+if ! grep -qs "\"version\": \"$MODEL_VIEWER_VERSION\"" .node/node_modules/@google/model-viewer/package.json; then
+    echo "setup: installing @google/model-viewer@$MODEL_VIEWER_VERSION into .node/"
+    mkdir -p .node
+    npm install --prefix .node --no-audit --no-fund --silent "@google/model-viewer@$MODEL_VIEWER_VERSION"
 fi
 touch .venv/.setup-done
 echo "setup: done"

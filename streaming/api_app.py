@@ -27,6 +27,7 @@ STATUS = {
     "forbidden": 403,
     "no_product": 404, "no_asset": 404, "no_upload": 404, "no_file": 404, "no_blob": 404, "not_found": 404,
     "duplicate_sku": 409, "duplicate_brand": 409,
+    "no_session": 404, "not_ready": 409, "session_failed": 409, "too_many_sessions": 503,
     "too_large": 413,
     "unsupported_media_type": 415,
 }
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        await app.state.tryon.shutdown()  # closes every peer connection, stream and session
         jobs.shutdown()
         db.close()
 
@@ -118,4 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(api_products.router)
     app.include_router(api_assets.router)
+    from streaming import api_tryon
+
+    api_tryon.install(app, settings)
+    from streaming.web_static import include_web_client  # the storefront page at / (exact routes)
+
+    include_web_client(app)
     return app

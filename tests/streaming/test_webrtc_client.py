@@ -1,0 +1,100 @@
+"""A real Python aiortc viewer against the app served by uvicorn: video, control messages, re-drape,
+refused messages and clean shutdown, end to end (one session, two viewers, ~20 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import numpy as np
+
+from streaming.video_track import read_counter
+from tests.streaming.tryon_fixtures import Viewer, picture, tryon_server, wait_status  # noqa: F401 (fixture)
+
+
+async def _changes(viewer: Viewer, before: np.ndarray, seconds: float = 8.0, threshold: float = 2.0) -> float:
+    """Reads frames until the picture differs from `before` by more than `threshold` (mean abs)."""
+    end, diff = time.monotonic() + seconds, 0.0
+    while time.monotonic() < end:
+        diff = float(np.abs(picture(await viewer.frame()) - picture(before)).mean())
+        if diff > threshold:
+            return diff
+    return diff
+
+
+async def _scenario(url: str, hub) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        r = await client.post("/api/v1/tryon", json={"avatar": {"sex": "female", "size": "M"}, "garment": "tshirt",
+                                                     "size": "S", "colourway": "red"})
+        assert r.status_code == 202, r.text
+        sid = r.json()["id"]
+        ready = await wait_status(client, sid)
+        assert ready["status"] == "ready", ready
+        assert ready["recommended_size"] and ready["size_advice"]
+
+        a = await Viewer(url, sid).connect()
+        first = await a.frame()
+        frames = [await a.frame() for _ in range(5)]
+        assert first.shape == (240, 320, 3)
+        assert picture(frames[-1]).std() > 10, "the frame is blank"
+        counters = [read_counter(f) for f in frames]
+        assert all(b > c for c, b in zip(counters, counters[1:])), counters
+
+        # Orbit: the picture turns.
+        before = await a.latest()
+        a.send({"type": "orbit", "d_yaw": 90, "d_pitch": 0})
+        assert await _changes(a, before) > 2.0
+
+        # A second viewer of the same session; garbage from the first is refused on its channel only.
+        b = await Viewer(url, sid).connect()
+        await b.frame()
+        a.send("this is not json")
+        a.send('{"type": "orbit", "d_yaw": 1000}')
+        a.send('{"type": "zoom", "factor": 2, "' + "x" * 5000 + '": 1}')
+        for _ in range(80):
+            a.send({"type": "fitmap", "on": False})
+        await asyncio.sleep(0.5)
+        errors = {m["error"] for m in a.of_type("error")}
+        assert {"bad_message", "too_large", "rate_limited"} <= errors, a.messages[-5:]
+        assert not b.of_type("error")
+        c0 = read_counter(await b.latest(0.2))
+        c1 = read_counter(await b.latest(0.5))
+        assert c1 > c0, "the other viewer's stream stopped"
+
+        stats = (await client.get(f"/api/v1/tryon/{sid}/stats")).json()
+        assert stats["viewers"] == 2 and stats["peer_connections"] == 2, stats
+        assert stats["fps"] > 5 and stats["encode_once"] is True
+        assert any(m.get("fps") is not None for m in b.of_type("stats")), "no stats on the channel"
+
+        # A size change from viewer b drapes again; both viewers see the new look.
+        drapes = ready["drapes"]
+        before = await a.latest()
+        b.send({"type": "size", "size": "XL"})
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30:
+            seen = [m for m in a.of_type("status") if m.get("size") == "XL"]
+            if seen and seen[-1]["status"] == "ready":
+                break
+            await asyncio.sleep(0.1)
+            await a.frame()  # keep the receive queue short
+        statuses = [m["status"] for m in a.of_type("status") if m.get("size") == "XL"]
+        assert "draping" in statuses and statuses[-1] == "ready", statuses
+        doc = (await client.get(f"/api/v1/tryon/{sid}")).json()
+        assert doc["size"] == "XL" and doc["drapes"] == drapes + 1
+        assert await _changes(a, before, threshold=0.5) > 0.5
+
+        # Both leave: the peer count goes back to zero.
+        await a.close()
+        await b.close()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            stats = (await client.get(f"/api/v1/tryon/{sid}/stats")).json()
+            if stats["peer_connections"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert stats["peer_connections"] == 0 and hub.peer_count() == 0, stats
+
+
+def test_viewers_watch_turn_redrape_and_leave(tryon_server):
+    asyncio.run(_scenario(tryon_server.url, tryon_server.hub))

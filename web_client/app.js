@@ -1,0 +1,337 @@
+// The storefront page: pick a garment, an avatar, a size, colour and fabric; start a try-on
+// session; watch it drape; turn it in the live video; see the size advice; take the look home in AR.
+// Plain ES modules, no framework; everything goes through the HTTP API (./api.js).
+
+import { ApiError, createTryOn, getOptions } from './api.js';
+import { TryOnStream, watchStatus } from './tryon.js';
+import { attachControls } from './controls.js';
+import { FrameClock } from './frame_stamp.js';
+import { loadModelViewer, offerImmersiveAr, showLook } from './ar.js';
+
+// What the page offers: the demo garments and the choices the try-on API accepts.
+const DEFAULTS = {
+  garments: [
+    { id: 'tshirt', name: 'T-shirt', blurb: 'Crew neck, short sleeves' },
+    { id: 'longsleeve', name: 'Long-sleeve top', blurb: 'Fitted, full-length sleeves' },
+    { id: 'dress', name: 'Dress', blurb: 'Knee length, A-line' },
+    { id: 'skirt', name: 'Skirt', blurb: 'Knee length' },
+    { id: 'trousers', name: 'Trousers', blurb: 'Straight leg' },
+  ],
+  sizes: ['XS', 'S', 'M', 'L', 'XL'],
+  // The server's named colourways (streaming/tryon_sessions.py COLOURWAYS), sRGB swatches.
+  colourways: [
+    { name: 'white', hex: '#f0efe9' },
+    { name: 'navy', hex: '#1f2a44' },
+    { name: 'red', hex: '#b3282d' },
+    { name: 'sage', hex: '#8fa88a' },
+    { name: 'black', hex: '#1d1d1f' },
+    { name: 'sand', hex: '#c8ad7f' },
+  ],
+  fabrics: ['cotton_jersey', 'polyester_knit', 'denim', 'silk_charmeuse', 'wool_suiting'],
+  lights: ['studio', 'daylight', 'evening', 'store'],
+};
+
+const $ = (id) => document.getElementById(id);
+const label = (s) => s.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+
+const state = {
+  options: DEFAULTS,
+  garment: 'tshirt',
+  size: 'M',
+  colourway: 'navy',
+  fabric: 'cotton_jersey',
+  light: 'studio',
+  fitmap: false,
+  session: null, // the last session JSON
+  stream: null, // TryOnStream
+  lookVersion: 0,
+  busy: false,
+};
+
+function say(text, kind = '') {
+  const m = $('message');
+  m.textContent = text;
+  m.className = `message ${kind}`;
+}
+
+// A group of toggle buttons acting as radios (aria-checked), keyboard friendly.
+function chipGroup(el, items, current, onPick, render = (it) => ({ value: it, text: label(it) })) {
+  el.replaceChildren();
+  for (const it of items) {
+    const { value, text, swatch } = render(it);
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'chip';
+    b.setAttribute('role', 'radio');
+    b.dataset.value = value;
+    b.setAttribute('aria-checked', String(value === current));
+    if (swatch) {
+      const s = document.createElement('span');
+      s.className = 'swatch';
+      s.style.background = swatch;
+      s.setAttribute('aria-hidden', 'true');
+      b.append(s);
+    }
+    b.append(document.createTextNode(text));
+    b.addEventListener('click', () => {
+      for (const c of el.children) c.setAttribute('aria-checked', String(c === b));
+      onPick(value);
+    });
+    el.append(b);
+  }
+}
+
+function renderGarments() {
+  const ul = $('garments');
+  ul.replaceChildren();
+  for (const g of state.options.garments) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'garment';
+    b.setAttribute('role', 'radio');
+    b.dataset.garment = g.id;
+    b.setAttribute('aria-checked', String(g.id === state.garment));
+    b.innerHTML = `<span class="g-name"></span><span class="g-blurb"></span>`;
+    b.querySelector('.g-name').textContent = g.name || label(g.id);
+    b.querySelector('.g-blurb').textContent = g.blurb || '';
+    b.addEventListener('click', () => {
+      state.garment = g.id;
+      for (const o of ul.querySelectorAll('.garment')) o.setAttribute('aria-checked', String(o === b));
+    });
+    li.append(b);
+    ul.append(li);
+  }
+}
+
+function renderOptions() {
+  renderGarments();
+  const o = state.options;
+  const avatarSize = $('avatar-size');
+  avatarSize.replaceChildren(...o.sizes.map((s) => new Option(s, s, s === 'M', s === 'M')));
+  $('fabric').replaceChildren(...o.fabrics.map((f) => new Option(label(f), f, f === state.fabric, f === state.fabric)));
+  chipGroup($('sizes'), o.sizes, state.size, (s) => setSize(s), (s) => ({ value: s, text: s }));
+  chipGroup($('colourways'), o.colourways, state.colourway, (c) => setColourway(c),
+    (c) => ({ value: c.name, text: label(c.name), swatch: c.hex }));
+  chipGroup($('lights'), o.lights, state.light, (l) => setLight(l));
+}
+
+/** The avatar of the request: a reference body now; an uploaded photo avatar's id later. */
+function avatarChoice() {
+  return { sex: $('avatar-sex').value, size: $('avatar-size').value };
+}
+
+function showProgress(s) {
+  const wrap = $('progress-wrap');
+  const busy = s.status === 'queued' || s.status === 'draping';
+  wrap.hidden = !busy;
+  const p = typeof s.progress === 'number' ? Math.max(0, Math.min(1, s.progress > 1 ? s.progress / 100 : s.progress)) : 0;
+  $('progress').value = p;
+  $('progress-label').textContent = s.status === 'queued' ? 'Waiting for the tailor…' : `Draping… ${Math.round(p * 100)} %`;
+  document.body.dataset.status = s.status;
+}
+
+function showAdvice(s) {
+  const box = $('advice');
+  box.replaceChildren();
+  const best = s.recommended_size;
+  if (best) {
+    const p = document.createElement('p');
+    p.className = 'best';
+    p.textContent = best === s.size ? `Size ${best} is the best fit for you.` : `We recommend size ${best} (you are trying ${s.size}).`;
+    box.append(p);
+  }
+  // size_advice: one line per size, best first ("M: chest ease 10 cm, ...").
+  const advice = Array.isArray(s.size_advice) ? s.size_advice : [];
+  if (advice.length) {
+    const ol = document.createElement('ol');
+    ol.className = 'advice-list';
+    for (const line of advice) {
+      const li = document.createElement('li');
+      const text = typeof line === 'string' ? line : [line.size, line.reason].filter(Boolean).join(': ');
+      const m = /^([A-Z]{1,3}):\s*(.*)$/.exec(text);
+      if (m) {
+        const b = document.createElement('strong');
+        b.textContent = m[1];
+        li.append(b, document.createTextNode(` ${m[2]}`));
+      } else li.textContent = text;
+      ol.append(li);
+    }
+    box.append(ol);
+  }
+  const fit = s.fit;
+  if (fit && typeof fit === 'object') {
+    const rows = [];
+    if ('fits' in fit) rows.push(['This size', fit.fits ? 'fits' : 'is too tight']);
+    if (fit.ease_cm && typeof fit.ease_cm === 'object') {
+      rows.push(['Ease', Object.entries(fit.ease_cm).map(([k, v]) => `${k} ${v} cm`).join(', ')]);
+    }
+    if (typeof fit.strain_p95 === 'number') rows.push(['Fabric stretch (p95)', `${fit.strain_p95} %`]);
+    if (typeof fit.seconds === 'number') rows.push(['Draped in', `${fit.seconds.toFixed(1)} s`]);
+    const dl = document.createElement('dl');
+    dl.className = 'fit';
+    for (const [k, v] of rows) {
+      const dt = document.createElement('dt'); dt.textContent = k;
+      const dd = document.createElement('dd'); dd.textContent = v;
+      dl.append(dt, dd);
+    }
+    if (rows.length) box.append(dl);
+  }
+  if (!box.children.length) box.innerHTML = '<p class="muted">No size advice for this look.</p>';
+}
+
+function onSession(s) {
+  state.session = s;
+  showProgress(s);
+  if (s.status === 'failed') say(s.reason || 'The try-on failed. Please try again.', 'error');
+}
+
+function onReady(s) {
+  showAdvice(s);
+  state.lookVersion += 1;
+  showLook(s.id, state.lookVersion);
+  const g = state.options.garments.find((x) => x.id === s.garment) || { name: label(state.garment) };
+  say(`Your ${g.name.toLowerCase()} in size ${s.size || state.size} is ready. Drag to turn it.`);
+}
+
+async function start() {
+  if (state.busy) return;
+  state.busy = true;
+  $('start').disabled = true;
+  say('');
+  if (state.stream) { state.stream.close(); state.stream = null; }
+  try {
+    const s = await createTryOn({
+      avatar: avatarChoice(), garment: state.garment, size: state.size,
+      colourway: state.colourway, fabric: state.fabric,
+    });
+    onSession(s);
+    const stream = new TryOnStream(s.id, $('video'));
+    state.stream = stream;
+    wireStream(stream);
+    const done = await watchStatus(s.id, onSession);
+    if (done.status !== 'ready') return;
+    await stream.connect();
+    stream.send({ type: 'light', name: state.light });
+    if (state.fitmap) stream.send({ type: 'fitmap', on: true });
+    onReady(done);
+  } catch (e) {
+    say(e instanceof ApiError ? e.message : `Something went wrong: ${e && e.message}`, 'error');
+    if (!(e instanceof ApiError)) console.warn(e);
+  } finally {
+    state.busy = false;
+    $('start').disabled = false;
+  }
+}
+
+function wireStream(stream) {
+  const video = $('video');
+  stream.addEventListener('stats', (e) => {
+    state.serverStats = e.detail;
+    clock.addStamps(e.detail.stamps);
+  });
+  stream.addEventListener('status', (e) => {
+    // Drape status pushed on the channel (the poller also asks): keep the newest drape's.
+    const s = e.detail;
+    if (!state.session || (s.drapes || 0) >= (state.session.drapes || 0)) onSession({ ...state.session, ...s });
+  });
+  stream.addEventListener('open', () => clock.start());
+  stream.addEventListener('error', (e) => say(e.detail.detail || e.detail.message || 'The server refused that.', 'error'));
+  stream.addEventListener('state', (e) => {
+    if (e.detail === 'failed') say('The live video was lost. Press “Try it on” to reconnect.', 'error');
+  });
+  video.addEventListener('playing', () => { $('stage-empty').hidden = true; }, { once: true });
+}
+
+/** Re-drape in another size: over the data channel when live, else the choice for the next start. */
+async function setSize(size) {
+  state.size = size;
+  const stream = state.stream;
+  if (!stream || !stream.open || !state.session) return;
+  const drapes = state.session.drapes || 0;
+  stream.send({ type: 'size', size });
+  say(`Draping size ${size}…`);
+  try {
+    // `drapes` counts finished drapes: the new size is on when it moves on.
+    const s = await watchStatus(stream.id, onSession, {
+      until: (x) => x.status === 'failed' || (x.status === 'ready' && x.size === size && (x.drapes || 0) > drapes),
+    });
+    if (s.status === 'ready') onReady(s);
+  } catch (e) {
+    say(e.message, 'error');
+  }
+}
+
+function setColourway(name) {
+  state.colourway = name;
+  const c = state.options.colourways.find((x) => x.name === name);
+  if (state.stream) state.stream.send({ type: 'colourway', colourway: name, hex: c && c.hex });
+}
+
+function setLight(name) {
+  state.light = name;
+  if (state.stream) state.stream.send({ type: 'light', name });
+}
+
+// The stats overlay: the server's (fps, render, encode), the browser's (decoded fps) and the
+// glass-to-glass latency read from the frame stamps.
+const clock = new FrameClock($('video'));
+async function updateStats() {
+  const out = $('stats');
+  if (out.hidden) return;
+  const s = state.serverStats || {};
+  let decodedFps = null;
+  if (state.stream && state.stream.pc) {
+    const report = await state.stream.pc.getStats();
+    report.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') decodedFps = r.framesPerSecond; });
+  }
+  const lat = clock.summary();
+  const f = (v, d = 0) => (typeof v === 'number' ? v.toFixed(d) : '–');
+  const p = (v) => (v && typeof v === 'object' ? `${f(v.p50, 1)}/${f(v.p95, 1)}` : f(v, 1));
+  out.textContent = `server ${f(s.fps)} fps · render ${p(s.render_ms)} · encode ${p(s.encode_ms)} ms (p50/p95)\n` +
+    `shown ${f(decodedFps)} fps · glass-to-glass ${f(lat.p50)} ms (p95 ${f(lat.p95)})`;
+}
+
+/** Linear RGB [r, g, b] (0..1, glTF base colour) or '#rrggbb' -> '#rrggbb' for a swatch. */
+function swatchHex(hex) {
+  if (typeof hex === 'string') return /^#[0-9a-f]{6}$/i.test(hex) ? hex : null;
+  if (!Array.isArray(hex) || hex.length < 3) return null;
+  const enc = (c) => (c <= 0.0031308 ? 12.92 * c : 1.055 * c ** (1 / 2.4) - 0.055);
+  return '#' + hex.slice(0, 3).map((c) => Math.round(255 * Math.min(1, Math.max(0, enc(c)))).toString(16).padStart(2, '0')).join('');
+}
+
+/** The server's options (GET /api/v1/tryon/options) over the page's defaults. */
+function mergeOptions(served) {
+  if (!served) return DEFAULTS;
+  const known = new Map(DEFAULTS.garments.map((g) => [g.id, g]));
+  const ours = new Map(DEFAULTS.colourways.map((c) => [c.name, c.hex]));
+  return {
+    ...DEFAULTS,
+    ...served,
+    garments: (served.garments || DEFAULTS.garments).map((g) => ({ ...g, ...(known.get(g.id) || {}) })),
+    colourways: (served.colourways || DEFAULTS.colourways).map((c) => ({ name: c.name, hex: swatchHex(c.hex) || ours.get(c.name) || '#888888' })),
+  };
+}
+
+async function init() {
+  state.options = mergeOptions(await getOptions());
+  if (!state.options.colourways.some((c) => c.name === state.colourway)) state.colourway = state.options.colourways[0].name;
+  renderOptions();
+  $('fabric').addEventListener('change', (e) => { state.fabric = e.target.value; });
+  $('start').addEventListener('click', start);
+  $('fitmap').addEventListener('change', (e) => {
+    state.fitmap = e.target.checked;
+    $('fitmap-legend').hidden = !state.fitmap;
+    if (state.stream) state.stream.send({ type: 'fitmap', on: state.fitmap });
+  });
+  $('show-stats').addEventListener('change', (e) => { $('stats').hidden = !e.target.checked; });
+  attachControls($('stage'), (msg) => { if (state.stream) state.stream.send(msg); });
+  setInterval(updateStats, 500);
+  loadModelViewer();
+  offerImmersiveAr(() => state.session && state.session.status === 'ready');
+  document.body.dataset.ready = 'true';
+}
+
+// A small window for tests and the latency bench (read-only use).
+window.fitroom = { state, clock, start };
+init();
