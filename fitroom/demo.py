@@ -53,6 +53,8 @@ def main() -> int:
         print(f"{key:>20} {a:8.1f} {t:8.1f} {a - t:+7.1f}")
     print(f"keypoint residual {avatar.summary()['fit_residual_px']} px, silhouette residual {avatar.summary()['silhouette_residual_px']} px")
     drape_tshirt(model, out)
+    print("see it live: .venv/bin/python -m fitroom.cli serve, then open http://127.0.0.1:8000 "
+          "(the storefront page: garments, sizes, lights, fit map, AR); brands: fitroom brand create NAME")
     return 0
 
 
