@@ -50,7 +50,7 @@ from avatar.size_chart import size_measurements
 from avatar.body_model_data import save_arrays
 from engine.backend import to_numpy
 from engine.body_model import BodyModel
-from engine.mesh_queries import closest_point_on_triangles
+from engine.mesh_queries import SurfaceQuery
 from engine.sections import convex_hull_2d, horizontal_sections, plane_sections, polygon_perimeter
 from fitroom.errors import FitroomError
 from fitroom.settings import get_settings
@@ -118,9 +118,7 @@ class _Body:
 
     vertices: np.ndarray  # (V, 3)
     faces: np.ndarray  # (F, 3)
-    tri: np.ndarray  # (F, 3, 3)
-    normals: np.ndarray  # (F, 3) unit, outward
-    tree: cKDTree  # over face centroids
+    surface: SurfaceQuery  # closest points on the body
     arm: np.ndarray  # (F,) int: +1 left arm, -1 right arm, 0 elsewhere
     joints: dict  # bone label -> (3,) head position
     levels: dict  # chest, waist, hip, crotch heights (m)
@@ -167,17 +165,12 @@ def _body_context(model: BodyModel, size: str, sex: str) -> _Body:
         return hit[1]
     shape, v = reference_body(model, size, sex)
     faces = to_numpy(model.faces).astype(np.int64)
-    tri = v[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
     m = measure_body(v, model)
     lm = body_landmarks(model)
     body = _Body(
         vertices=v,
         faces=faces,
-        tri=tri,
-        normals=n,
-        tree=cKDTree(tri.mean(axis=1)),
+        surface=SurfaceQuery(v, faces),
         arm=_face_arm_side(model, faces),
         joints=_joints(model, shape),
         levels={
@@ -193,24 +186,16 @@ def _body_context(model: BodyModel, size: str, sex: str) -> _Body:
     return body
 
 
-def _body_distance(body: _Body, points: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def _body_distance(body: _Body, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Signed distances (n,) of points (n, 3) to the body surface (> 0 outside) and unit
-    directions (n, 3) pointing away from the body (from the closest point, or its face's normal)."""
+    directions (n, 3) pointing away from the body (from the closest point, or the surface normal
+    there for a point on the surface)."""
     points = np.asarray(points, np.float64)
-    _, idx = body.tree.query(points, k=k)
-    t = body.tri[idx]  # (n, k, 3, 3)
-    q, _ = closest_point_on_triangles(points[:, None, :], t[:, :, 0], t[:, :, 1], t[:, :, 2])
-    d2 = ((points[:, None, :] - q) ** 2).sum(-1)
-    j = np.argmin(d2, axis=1)
-    rows = np.arange(len(points))
-    face = idx[rows, j]
-    diff = points - q[rows, j]
-    dist = np.sqrt(d2[rows, j])
-    sign = np.where((diff * body.normals[face]).sum(1) < 0, -1.0, 1.0)
-    direction = np.where(
-        dist[:, None] > 1e-7, diff / np.maximum(dist, 1e-30)[:, None] * sign[:, None], body.normals[face]
-    )
-    return dist * sign, direction
+    q = body.surface
+    closest, normal, signed, _, _ = q.closest(points, q.walk(points, q.nearest_vertices(points)))
+    dist = np.abs(signed)
+    away = (points - closest) / np.maximum(dist, 1e-30)[:, None] * np.where(signed < 0, -1.0, 1.0)[:, None]
+    return signed, np.where(dist[:, None] > 1e-7, away, normal)
 
 
 def _push_out(body: _Body, points: np.ndarray, clearance: float, mask=None, rounds: int = 4) -> np.ndarray:
