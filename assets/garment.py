@@ -20,6 +20,9 @@ class Garment:
     size : the letter size (XS..XL) or "" when unknown.
     sex : `female` or `male`: the size chart the garment was graded on.
     girths_cm : the garment's own girths where it has them (`chest`, `waist`, `hip`), cm.
+    size_chart : a catalogue garment's size chart {size: {chest_cm, waist_cm, hip_cm, length_cm}} (the
+        brand's garment measurements, cm), or None; the size advice ranks its sizes.
+    modelled_size : the chart size the mesh was made in, when known (its design ease is read there).
     """
 
     vertices: np.ndarray
@@ -30,3 +33,5 @@ class Garment:
     size: str = ""
     sex: str = "female"
     girths_cm: dict = dataclasses.field(default_factory=dict)
+    size_chart: dict | None = None
+    modelled_size: str | None = None

@@ -106,8 +106,28 @@ def size_ranking(model: BodyModel, garment: Garment, body: ShopperBody) -> list[
     body_cm = {r: body.measurements[f"{r}_cm"] for r in REGIONS}
     ref = measure_body(garment.body_vertices, model)
     own = garment_girths(garment.vertices, garment.faces, _levels(ref), float(np.median(garment.body_vertices[:, 0])))
-    sizes = {garment.size or "as modelled": {r: own[r] for r in body_cm if own.get(r)}}
     design = {r: own[r] - ref[f"{r}_cm"] for r in body_cm if own.get(r)}
+    ranked = _brand_chart_ranking(garment, body_cm, ref, design)
+    if ranked:
+        return ranked
+    sizes = {garment.size or "as modelled": {r: own[r] for r in body_cm if own.get(r)}}
+    return rank_sizes(sizes, body_cm, design)
+
+
+def _brand_chart_ranking(garment: Garment, body_cm: dict, ref: dict, mesh_design: dict) -> list[dict]:
+    """Every size of a catalogue garment's chart ranked for the body (empty without a chart with girths).
+
+    The chart gives each size's garment girths; the design ease is the chart's girth at the size the
+    mesh was made in minus the reference body's, or, where that size is not in the chart, the
+    mesh's own ease on its reference body.
+    """
+    chart = garment.size_chart or {}
+    sizes = {s: {r: row[f"{r}_cm"] for r in body_cm if row.get(f"{r}_cm")} for s, row in chart.items()}
+    sizes = {s: g for s, g in sizes.items() if g}
+    if not sizes:
+        return []
+    made = chart.get(garment.modelled_size or "", {})
+    design = {r: made[f"{r}_cm"] - ref[f"{r}_cm"] if made.get(f"{r}_cm") else mesh_design.get(r, 0.0) for r in body_cm}
     return rank_sizes(sizes, body_cm, design)
 
 

@@ -41,8 +41,8 @@ def cmd_convert_body(args) -> int:
 def cmd_avatar(args) -> int:
     from avatar.avatar_files import write_avatar
     from avatar.body import load_body_model
-    from avatar.capture import capture_photo
-    from avatar.fit import check_height, fit_avatar
+    from avatar.fit import check_height
+    from avatar.from_photos import make_avatar
     from avatar.photo_io import read_photo
     from fitroom.settings import get_settings
 
@@ -55,13 +55,8 @@ def cmd_avatar(args) -> int:
     # NumPy (bench/results/body_model_speed_gpu.json), so `auto` fits avatars on the CPU.
     settings = get_settings()
     model = load_body_model(device="cpu" if settings.device == "auto" else settings.device)
-    captures = []
-    for path, view in ((args.front, "front"), (args.side, "side")):
-        if path is None:
-            continue
-        photo = read_photo(Path(path))
-        captures.append(capture_photo(photo.rgb, view=view, focal_px=photo.focal_px))
-    avatar = fit_avatar(model, captures, args.height_cm, sex=args.sex)
+    photos = {view: read_photo(Path(path)) for view, path in (("front", args.front), ("side", args.side)) if path}
+    avatar = make_avatar(model, photos, args.height_cm, sex=args.sex)
     avatar.seconds = time.perf_counter() - start
     write_avatar(out_dir, avatar, model)
     summary = avatar.summary()

@@ -26,10 +26,10 @@ STATUS = {
     "unauthorized": 401,
     "forbidden": 403,
     "no_product": 404, "no_asset": 404, "no_upload": 404, "no_file": 404, "no_blob": 404, "not_found": 404,
-    "duplicate_sku": 409, "duplicate_brand": 409,
-    "no_session": 404, "not_ready": 409, "session_failed": 409, "too_many_sessions": 503,
-    "too_large": 413,
-    "unsupported_media_type": 415,
+    "duplicate_sku": 409, "duplicate_brand": 409, "no_tryon_model": 409,
+    "no_session": 404, "no_avatar": 404, "not_ready": 409, "session_failed": 409, "too_many_sessions": 503,
+    "too_large": 413, "image_too_large": 413, "too_many_avatars": 503,
+    "unsupported_media_type": 415, "not_an_image": 415,
 }
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                415: "unsupported_media_type"}
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         await app.state.tryon.shutdown()  # closes every peer connection, stream and session
+        app.state.avatars.shutdown()
         jobs.shutdown()
         db.close()
 
@@ -123,6 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from streaming import api_tryon
 
     api_tryon.install(app, settings)
+    from streaming import api_avatars
+
+    api_avatars.install(app, settings)
     from streaming.web_static import include_web_client  # the storefront page at / (exact routes)
 
     include_web_client(app)

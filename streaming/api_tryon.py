@@ -1,6 +1,7 @@
 """Try-on sessions over HTTP and WebRTC: create, status, SDP offer/answer, stats, the look as GLB/USDZ.
 
-    POST /api/v1/tryon                 {avatar, garment, size, colourway, fabric} -> 202 status
+    POST /api/v1/tryon                 {avatar, garment, size, colourway, fabric} -> 202 status; avatar is
+                                       {sex, size} (a reference body) or {id} (made from photos)
     GET  /api/v1/tryon/options         what the page can offer (garments, sizes, colourways, ...)
     GET  /api/v1/tryon/{id}            status, progress, fit summary, size advice
     POST /api/v1/tryon/{id}/offer      {sdp, type: "offer"} -> {sdp, type: "answer"}
@@ -9,7 +10,8 @@
     GET  /api/v1/tryon/{id}/look.glb   the avatar and the draped garment (look.usdz for AR Quick Look)
 
 `TryOnHub` (on `app.state.tryon`) holds the sessions, their video streams and the peer connections;
-a peer whose connection fails or closes is closed and counted down, and app shutdown closes all.
+a peer whose connection fails or closes, that never connects, or that falls silent (a browser gone
+without closing) is closed and counted down, and app shutdown closes all.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from fitroom.errors import FitroomError
+from streaming.api_deps import OptionalBrand, SessionDep
 from streaming.control_channel import ControlChannel
 from streaming.tryon_sessions import COLOURWAYS, LIGHTS, SessionRegistry, TryOnRequest, TryOnSession
 from streaming.video_track import SessionStream, route_keyframe_requests
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30.0  # from the answer to a connected peer
+# A connected peer from which nothing at all arrives for this long is gone (a browser killed or cut off
+# without closing): browsers send RTCP receiver reports about every second while they receive video,
+# and aioice's own consent check would take about 30 s to notice.
+LIVENESS_TIMEOUT_S = 10.0
 JANITOR_EVERY_S = 30.0
 router = APIRouter(prefix="/api/v1/tryon", tags=["try-on"])
 
@@ -38,13 +45,21 @@ class AvatarSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sex: str | None = Field(None, max_length=8)
     size: str | None = Field(None, max_length=4)
+    id: str | None = Field(None, max_length=40, description="an avatar made from photos (POST /api/v1/avatars)")
     path: str | None = Field(None, max_length=300, description="an avatar.json (or its folder) inside the data directory")
+
+
+class ProductRef(BaseModel):
+    """A catalogue garment: a published product, or the calling brand's own draft."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_id: int = Field(ge=1, le=2**31 - 1)
 
 
 class TryOnCreate(BaseModel):
     avatar: AvatarSpec = AvatarSpec(sex="female", size="M")
-    garment: str = Field("tshirt", max_length=40)
-    size: str = Field("M", max_length=4)
+    garment: Annotated[str, Field(max_length=40)] | ProductRef = "tshirt"
+    size: str = Field("M", max_length=16)  # a catalogue garment's chart labels are up to 16 characters
     colourway: str = Field("navy", max_length=32)
     hex: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     fabric: str = Field("cotton_jersey", max_length=40)
@@ -59,8 +74,12 @@ class TryOnHub:
     """The app's try-on sessions, their streams and peer connections (all used on the event loop
     except the registry, which is thread-safe)."""
 
-    def __init__(self, settings, registry: SessionRegistry | None = None, shared_encode: bool = True):
+    def __init__(self, settings, registry: SessionRegistry | None = None, shared_encode: bool = True,
+                 connect_timeout_s: float | None = None, liveness_timeout_s: float | None = None):
         self.settings = settings
+        # None: the module's CONNECT_TIMEOUT_S / LIVENESS_TIMEOUT_S, read when a peer is watched.
+        self.connect_timeout_s = connect_timeout_s
+        self.liveness_timeout_s = liveness_timeout_s
         self.registry = registry or SessionRegistry(settings)
         self.shared_encode = shared_encode
         self.streams: dict[str, SessionStream] = {}
@@ -143,12 +162,29 @@ class TryOnHub:
             if pc.connectionState in ("failed", "closed"):
                 await close()
 
-        async def connect_or_close():
-            # A viewer that takes the answer and never connects would hold a peer forever.
-            await asyncio.sleep(CONNECT_TIMEOUT_S)
-            if pc.connectionState not in ("connected", "closed"):
-                log.info("try-on %s: peer never connected; closed", session.id)
-                await close()
+        async def watch():
+            # A viewer that takes the answer and never connects, or one that vanishes without closing
+            # (its packets stop: no RTCP, no data channel, no SCTP), would hold a peer forever.
+            connect_s = self.connect_timeout_s if self.connect_timeout_s is not None else CONNECT_TIMEOUT_S
+            silent_s = self.liveness_timeout_s if self.liveness_timeout_s is not None else LIVENESS_TIMEOUT_S
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            received, heard = None, None
+            while pc in self.peers:
+                await asyncio.sleep(min(1.0, connect_s / 4, silent_s / 4))
+                now = loop.time()
+                if pc.connectionState != "connected":
+                    if heard is None and now - started > connect_s and pc in self.peers:
+                        log.info("try-on %s: peer never connected; closed", session.id)
+                        await close()
+                    continue
+                count = await _bytes_received(pc)
+                if count != received:
+                    received, heard = count, now
+                elif now - heard > silent_s and pc in self.peers:
+                    log.info("try-on %s: peer silent for %.1f s (gone without closing); closed", session.id,
+                             now - heard)
+                    await close()
 
         @pc.on("datachannel")
         def on_channel(channel):
@@ -175,7 +211,7 @@ class TryOnHub:
             sender = pc.addTrack(viewer)
             route_keyframe_requests(sender, viewer.source)
             await pc.setLocalDescription(await pc.createAnswer())
-            self._tasks.add(asyncio.ensure_future(connect_or_close()))
+            self._tasks.add(asyncio.ensure_future(watch()))
             self._tasks = {t for t in self._tasks if not t.done()}
         except FitroomError:
             await close()
@@ -231,6 +267,12 @@ class TryOnHub:
         self.registry.shutdown()
 
 
+async def _bytes_received(pc) -> int:
+    """Bytes received so far over the peer's transports (DTLS: SRTP, SRTCP, SCTP), from getStats()."""
+    report = await pc.getStats()
+    return sum(getattr(s, "bytesReceived", 0) for s in report.values() if getattr(s, "type", None) == "transport")
+
+
 async def get_hub(request: Request) -> TryOnHub:
     return request.app.state.tryon
 
@@ -245,27 +287,56 @@ def install(app, settings) -> None:
 
 
 @router.post("", status_code=202)
-async def create_tryon(body: TryOnCreate, hub: HubDep) -> dict:
-    """Starts a try-on session; the drape runs in the background (poll GET /api/v1/tryon/{id})."""
+async def create_tryon(body: TryOnCreate, hub: HubDep, db: SessionDep, viewer: OptionalBrand) -> dict:
+    """Starts a try-on session; the drape runs in the background (poll GET /api/v1/tryon/{id}).
+
+    `garment` is a demo garment's name or `{"product_id": N}` of a catalogue garment (published, or
+    the calling brand's draft when its key is sent) with a ready model; its size chart, fabric and
+    colourways are the defaults of `size`, `fabric` and `colourway`.
+    """
     avatar = body.avatar.model_dump(exclude_none=True)
-    if not avatar.get("path"):
+    if not avatar.get("path") and not avatar.get("id"):
         avatar.setdefault("sex", "female")
         avatar.setdefault("size", "M")
-    request = TryOnRequest(avatar=avatar, garment=body.garment, size=body.size, colourway=body.colourway,
-                           fabric=body.fabric, hex=body.hex)
+    request = TryOnRequest(avatar=avatar, **await _garment_fields(body, db, viewer))
     hub.start_janitor()
     session = await asyncio.to_thread(hub.registry.create, request)
     return session.snapshot()
 
 
+async def _garment_fields(body: TryOnCreate, db, viewer) -> dict:
+    """The garment part of a TryOnRequest: a demo garment as sent, or a catalogue garment with its
+    own reference size, first colourway and fabric where the caller gave none."""
+    fields = {"garment": body.garment, "size": body.size, "colourway": body.colourway, "fabric": body.fabric,
+              "hex": body.hex}
+    if not isinstance(body.garment, ProductRef):
+        return fields
+    from assets.catalog_tryon import tryon_garment
+
+    product = await asyncio.to_thread(tryon_garment, db, viewer, body.garment.product_id)
+    given = body.model_fields_set
+    fields.update(garment=product.id, product=product)
+    if "size" not in given:
+        ref = product.reference["size"].lower()
+        fields["size"] = next((s for s in product.sizes if s.lower() == ref), product.sizes[0])
+    if "colourway" not in given and product.colourways:
+        fields.update(colourway=product.colourways[0]["name"], hex=None)
+    if "fabric" not in given and product.fabric:
+        fields["fabric"] = product.fabric_name
+    return fields
+
+
 @router.get("/options")
-async def tryon_options() -> dict:
-    """What a try-on can be made of."""
+def tryon_options(db: SessionDep) -> dict:
+    """What a try-on can be made of: the demo garments and the published catalogue garments that
+    can be tried on (`{"product_id"}` in POST /api/v1/tryon; each lists its own sizes and colourways)."""
+    from assets.catalog_tryon import tryon_products
     from assets.garment_chart import GARMENT_KINDS
     from avatar.size_chart import SIZES
     from engine.fabrics import PRESETS
 
-    return {"garments": [{"id": k, "name": k.replace("longsleeve", "long-sleeve top").capitalize()} for k in GARMENT_KINDS],
+    demo = [{"id": k, "name": k.replace("longsleeve", "long-sleeve top").capitalize()} for k in GARMENT_KINDS]
+    return {"garments": demo + [g.public() for g in tryon_products(db)],
             "sizes": list(SIZES), "colourways": [{"name": n, "hex": h} for n, h in COLOURWAYS.items()],
             "fabrics": list(PRESETS), "lights": list(LIGHTS)}
 

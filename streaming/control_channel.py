@@ -5,7 +5,8 @@ Viewer -> server (one JSON object per message, at most `MAX_MESSAGE_BYTES`):
     {"type": "orbit", "d_yaw": degrees, "d_pitch": degrees}  turn the camera (within +-180 / +-90)
     {"type": "zoom", "factor": f}                            0.2..5, > 1 moves closer
     {"type": "pan", "dx": x, "dy": y}                        fractions of the view, each within +-1
-    {"type": "size", "size": "XS".."XL"}                     drape again in another size
+    {"type": "size", "size": "XS".."XL"}                     drape again in another size (a catalogue
+                                                             garment's: one of its chart's sizes)
     {"type": "colourway", "colourway": name, "hex": "#rrggbb" (optional, for a name the server lacks)}
     {"type": "light", "name": "studio" | "daylight" | "evening" | "store"}
     {"type": "fitmap", "on": true | false}
@@ -64,7 +65,7 @@ class Pan(_Message):
 
 class Size(_Message):
     type: Literal["size"]
-    size: str = Field(min_length=1, max_length=4)
+    size: str = Field(min_length=1, max_length=16)  # a catalogue garment's chart labels: up to 16
 
 
 class Colourway(_Message):

@@ -52,10 +52,27 @@ def colourway_rgb(name: str, hex: str | None = None) -> tuple:
     raise FitroomError("bad_colourway", f"A colourway is one of {', '.join(COLOURWAYS)} or #rrggbb, not {name!r}.")
 
 
+def garment_rgb(request, name: str, hex: str | None = None) -> tuple:
+    """`colourway_rgb` of the request's garment: a catalogue garment's own colourway is its brand's hex."""
+    own = request.product.colourway_hex(name) if request.product is not None else None
+    return colourway_rgb(own) if own else colourway_rgb(name, hex)
+
+
+def request_fabric(request):
+    """The fabric a request drapes in: a catalogue garment's own when the request names it, else a preset."""
+    from engine.fabrics import fabric_preset
+
+    product = request.product
+    if product is not None and product.fabric and request.fabric == product.fabric_name:
+        return product.fabric_model()
+    return fabric_preset(request.fabric)
+
+
 @dataclasses.dataclass
 class TryOnRequest:
-    """What a session shows. avatar : {"sex", "size"} for a reference body or {"path"} of an
-    avatar.json inside the data directory; garment : a demo garment kind."""
+    """What a session shows. avatar : {"sex", "size"} for a reference body, {"id"} of an avatar made
+    from photos (POST /api/v1/avatars) or {"path"} of an avatar.json inside the data directory;
+    garment : a demo garment kind."""
 
     avatar: dict
     garment: str = "tshirt"
@@ -63,6 +80,8 @@ class TryOnRequest:
     colourway: str = "navy"
     fabric: str = "cotton_jersey"
     hex: str | None = None  # the colour of a colourway the server does not name
+    # A catalogue garment (assets.catalog_tryon.CatalogGarment) when `garment` is "product:<id>".
+    product: object | None = None
 
 
 class TryOnSession:
@@ -84,7 +103,7 @@ class TryOnSession:
         self.body_faces = None
         self.drapes = 0  # completed drapes: a viewer sees a new look when this moves
         self.touched = time.monotonic()
-        self.colour = colourway_rgb(request.colourway, request.hex)  # linear RGB of the garment
+        self.colour = garment_rgb(request, request.colourway, request.hex)  # linear RGB of the garment
         self.closed = False
         self._generation = 0  # the newest drape request; older drapes are discarded when they end
         self.listeners: list[Callable[[dict], None]] = []  # called (from any thread) on status changes
@@ -97,6 +116,9 @@ class TryOnSession:
                    "garment": r.garment, "size": r.size, "colourway": r.colourway, "fabric": r.fabric,
                    "avatar": r.avatar, "drapes": self.drapes}
             s = self.summary
+        if r.product is not None:
+            out["product"] = r.product.public()
+            out["note"] = r.product.note(r.size)
         if s:
             out["fit"] = {k: s[k] for k in ("fits", "strain_p95", "max_penetration_mm", "ease_cm", "vertices", "seconds")}
             out["recommended_size"] = s["recommended_size"]
@@ -156,10 +178,21 @@ class SessionRegistry:
         from assets.try_on import ShopperBody, shopper_body
         from avatar.measurements import measure_body
 
+        if avatar.get("id"):
+            return shopper_body(model, self.avatar_folder(avatar["id"]))
         if avatar.get("path"):
             return shopper_body(model, self.avatar_path(avatar["path"]))
         _, vertices = reference_body(model, avatar.get("size", "M"), avatar.get("sex", "female"))
         return ShopperBody(vertices, avatar.get("sex", "female"), measure_body(vertices, model))
+
+    def avatar_folder(self, avatar_id: str) -> Path:
+        """The folder of the ready photo avatar `avatar_id` (avatars/<id>/ in the data directory)."""
+        from streaming.avatar_jobs import avatar_folder
+
+        try:
+            return avatar_folder(self.settings.data_dir, avatar_id)
+        except FitroomError as e:
+            raise FitroomError("bad_avatar", e.message) from None
 
     def avatar_path(self, name: str) -> Path:
         """The avatar file `name` (relative to the data directory, never outside it)."""
@@ -173,22 +206,27 @@ class SessionRegistry:
         """Refuses a request that cannot drape, before a session is made for it."""
         from assets.garment_chart import GARMENT_KINDS
         from avatar.size_chart import SIZES
-        from engine.fabrics import fabric_preset
 
-        if request.garment not in GARMENT_KINDS:
+        product = request.product
+        if product is not None:  # a catalogue garment: its own sizes, fabric and colourways
+            request.size = product.size_label(request.size)
+        elif request.garment not in GARMENT_KINDS:
             raise FitroomError("bad_garment", f"A garment is one of {', '.join(GARMENT_KINDS)}, not {request.garment!r}.")
-        sizes = [request.size] + ([request.avatar["size"]] if "size" in request.avatar else [])
+        sizes = ([] if product else [request.size]) + ([request.avatar["size"]] if "size" in request.avatar else [])
         for size in sizes:
             if str(size).strip().upper() not in SIZES:
                 raise FitroomError("bad_size", f"A size is one of {', '.join(SIZES)}, not {size!r}.")
         if request.avatar.get("sex", "female") not in SEXES:
             raise FitroomError("bad_avatar", f"An avatar's sex is female or male, not {request.avatar.get('sex')!r}.")
-        if request.avatar.get("path"):
+        if request.avatar.get("id"):
+            self.avatar_folder(request.avatar["id"])
+        elif request.avatar.get("path"):
             self.avatar_path(request.avatar["path"])
         elif not set(request.avatar) <= {"sex", "size"}:
-            raise FitroomError("bad_avatar", 'An avatar is {"sex", "size"} (a reference body) or {"path"} of an avatar file.')
-        fabric_preset(request.fabric)
-        colourway_rgb(request.colourway, request.hex)
+            raise FitroomError("bad_avatar", 'An avatar is {"sex", "size"} (a reference body), {"id"} of an avatar made '
+                               'from photos or {"path"} of an avatar file.')
+        request_fabric(request)
+        garment_rgb(request, request.colourway, request.hex)
 
     # -- sessions -------------------------------------------------------------------------------
     def create(self, request: TryOnRequest) -> TryOnSession:
@@ -226,7 +264,7 @@ class SessionRegistry:
                fitmap=None) -> None:
         """Applies a viewer's change: size and fabric drape again, the rest only restyle."""
         if colourway is not None:
-            rgb = colourway_rgb(colourway, hex)
+            rgb = garment_rgb(session.request, colourway, hex)
             with session.lock:
                 session.request.colourway = colourway
                 session.colour = rgb
@@ -258,7 +296,6 @@ class SessionRegistry:
     def _drape(self, session: TryOnSession, generation: int) -> None:
         from assets.try_on import load_garment, look_summary, try_on
         from engine.backend import to_numpy
-        from engine.fabrics import fabric_preset
 
         def stale() -> bool:
             return session.closed or generation != session._generation
@@ -271,9 +308,15 @@ class SessionRegistry:
             model = self.body_model()
             body = self._body(model, request.avatar)
             session._set(progress=0.3)
-            garment = load_garment(model, request.garment, request.size, body.sex, vertices=self.vertices)
+            if request.product is not None:
+                from assets.blob_store import BlobStore
+                from assets.catalog_tryon import garment_mesh
+
+                garment = garment_mesh(model, request.product, request.size, BlobStore(self.settings.blob_dir))
+            else:
+                garment = load_garment(model, request.garment, request.size, body.sex, vertices=self.vertices)
             session._set(progress=0.5)
-            look = try_on(model, body, garment, fabric_preset(request.fabric))
+            look = try_on(model, body, garment, request_fabric(request))
             if stale():
                 return
             faces = to_numpy(model.faces).astype(np.int32)

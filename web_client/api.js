@@ -11,7 +11,9 @@ export class ApiError extends Error {
 
 async function request(method, path, body) {
   const init = { method, headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser writes the Content-Type with its boundary
+  } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -37,3 +39,7 @@ export function getTryOn(id) { return request('GET', tryonUrl(id)); }
 export function sendOffer(id, offer) { return request('POST', tryonUrl(id, '/offer'), offer); }
 export function getStats(id) { return request('GET', tryonUrl(id, '/stats')); }
 export function getOptions() { return request('GET', '/api/v1/tryon/options').catch(() => null); }
+
+/** Starts an avatar from photos: form fields front, side (optional), height_cm, sex (optional). */
+export function createAvatar(form) { return request('POST', '/api/v1/avatars', form); }
+export function getAvatar(id) { return request('GET', `/api/v1/avatars/${encodeURIComponent(id)}`); }

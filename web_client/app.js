@@ -7,6 +7,7 @@ import { TryOnStream, watchStatus } from './tryon.js';
 import { attachControls } from './controls.js';
 import { FrameClock } from './frame_stamp.js';
 import { loadModelViewer, offerImmersiveAr, showLook } from './ar.js';
+import { describeAvatar, photoAvatar, photoChosen } from './avatar_photos.js';
 
 // What the page offers: the demo garments and the choices the try-on API accepts.
 const DEFAULTS = {
@@ -98,10 +99,28 @@ function renderGarments() {
     b.addEventListener('click', () => {
       state.garment = g.id;
       for (const o of ul.querySelectorAll('.garment')) o.setAttribute('aria-checked', String(o === b));
+      renderChoices();
     });
     li.append(b);
     ul.append(li);
   }
+}
+
+/** The chosen garment: a demo garment ({id}) or a catalogue one ({id: 'product:N', product_id, sizes, colourways}). */
+const chosenGarment = () => state.options.garments.find((x) => x.id === state.garment) || { id: state.garment };
+
+/** Size and colour chips of the chosen garment: a catalogue garment's own chart sizes and colourways. */
+function renderChoices() {
+  const g = chosenGarment();
+  const o = state.options;
+  const sizes = g.product_id && g.sizes && g.sizes.length ? g.sizes : o.sizes;
+  const colourways = g.product_id && g.colourways && g.colourways.length ? g.colourways : o.colourways;
+  if (!sizes.includes(state.size)) state.size = sizes.includes('M') ? 'M' : sizes[0];
+  if (!colourways.some((c) => c.name === state.colourway)) state.colourway = colourways[0].name;
+  state.colourways = colourways;
+  chipGroup($('sizes'), sizes, state.size, (s) => setSize(s), (s) => ({ value: s, text: s }));
+  chipGroup($('colourways'), colourways, state.colourway, (c) => setColourway(c),
+    (c) => ({ value: c.name, text: label(c.name), swatch: c.hex }));
 }
 
 function renderOptions() {
@@ -110,15 +129,26 @@ function renderOptions() {
   const avatarSize = $('avatar-size');
   avatarSize.replaceChildren(...o.sizes.map((s) => new Option(s, s, s === 'M', s === 'M')));
   $('fabric').replaceChildren(...o.fabrics.map((f) => new Option(label(f), f, f === state.fabric, f === state.fabric)));
-  chipGroup($('sizes'), o.sizes, state.size, (s) => setSize(s), (s) => ({ value: s, text: s }));
-  chipGroup($('colourways'), o.colourways, state.colourway, (c) => setColourway(c),
-    (c) => ({ value: c.name, text: label(c.name), swatch: c.hex }));
+  renderChoices();
   chipGroup($('lights'), o.lights, state.light, (l) => setLight(l));
 }
 
-/** The avatar of the request: a reference body now; an uploaded photo avatar's id later. */
-function avatarChoice() {
-  return { sex: $('avatar-sex').value, size: $('avatar-size').value };
+/**
+ * The avatar of the request: the shopper's own, made from their photos (its id), when a front photo
+ * is picked; else the reference body. A refused photo rejects with the capture check's reason.
+ */
+async function avatarChoice() {
+  if (!photoChosen()) return { sex: $('avatar-sex').value, size: $('avatar-size').value };
+  const a = await photoAvatar((s) => {
+    const p = typeof s.progress === 'number' ? Math.max(0, Math.min(1, s.progress)) : 0;
+    $('progress-wrap').hidden = s.status === 'ready' || s.status === 'failed';
+    $('progress').value = p;
+    $('progress-label').textContent = s.status === 'queued' ? 'Waiting to measure you…'
+      : `Measuring you from your photos… ${Math.round(p * 100)} %`;
+    document.body.dataset.avatar = s.status;
+  });
+  if (a.summary) say(describeAvatar(a.summary));
+  return { id: a.id };
 }
 
 function showProgress(s) {
@@ -201,9 +231,11 @@ async function start() {
   say('');
   if (state.stream) { state.stream.close(); state.stream = null; }
   try {
+    // A catalogue garment drapes in its brand's fabric; a demo garment in the chosen one.
+    const g = chosenGarment();
     const s = await createTryOn({
-      avatar: avatarChoice(), garment: state.garment, size: state.size,
-      colourway: state.colourway, fabric: state.fabric,
+      avatar: await avatarChoice(), size: state.size, colourway: state.colourway,
+      ...(g.product_id ? { garment: { product_id: g.product_id } } : { garment: state.garment, fabric: state.fabric }),
     });
     onSession(s);
     const stream = new TryOnStream(s.id, $('video'));
@@ -264,7 +296,7 @@ async function setSize(size) {
 
 function setColourway(name) {
   state.colourway = name;
-  const c = state.options.colourways.find((x) => x.name === name);
+  const c = (state.colourways || state.options.colourways).find((x) => x.name === name);
   if (state.stream) state.stream.send({ type: 'colourway', colourway: name, hex: c && c.hex });
 }
 

@@ -4,6 +4,7 @@ refused messages and clean shutdown, end to end (one session, two viewers, ~20 s
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -98,3 +99,53 @@ async def _scenario(url: str, hub) -> None:
 
 def test_viewers_watch_turn_redrape_and_leave(tryon_server):
     asyncio.run(_scenario(tryon_server.url, tryon_server.hub))
+
+
+def _cut(viewer: Viewer) -> None:
+    """Cuts a viewer off the network without closing anything (a browser killed, a laptop lid shut):
+    its UDP sockets stay open but drop every datagram, in and out; its peer connection still thinks
+    it is connected and never says goodbye."""
+    ice = viewer.pc.getTransceivers()[0].receiver.transport.transport  # RTCDtlsTransport -> RTCIceTransport
+    for protocol in ice._connection._protocols:  # aioice's StunProtocols, one per local candidate
+        protocol.transport.sendto = lambda *a, **k: None
+        protocol.datagram_received = lambda *a, **k: None
+
+
+async def _vanish_scenario(url: str, hub) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        r = await client.post("/api/v1/tryon", json={"avatar": {"sex": "male", "size": "M"}, "garment": "tshirt"})
+        sid = r.json()["id"]
+        assert (await wait_status(client, sid))["status"] == "ready"
+        a = await Viewer(url, sid).connect()
+        b = await Viewer(url, sid).connect()
+        await a.frame()
+        await b.frame()
+        assert hub.peer_count(sid) == 2
+        _cut(a)
+        t0 = time.monotonic()
+        while hub.peer_count(sid) == 2 and time.monotonic() - t0 < 15:
+            await asyncio.sleep(0.1)
+            await b.frame()  # keep b's receive queue short
+        assert hub.peer_count(sid) == 1, "the vanished viewer's peer was not closed"
+        assert a.pc.connectionState == "connected"  # it never closed itself: the server noticed
+        c0 = read_counter(await b.latest(0.2))
+        c1 = read_counter(await b.latest(0.5))
+        assert c1 > c0, "the other viewer's stream stopped"
+        assert (await client.get(f"/api/v1/tryon/{sid}/stats")).json()["viewers"] == 1
+        await b.close()
+        t0 = time.monotonic()
+        while hub.peer_count() and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.1)
+        assert hub.peer_count() == 0
+        await a.close()
+
+
+def test_a_viewer_that_vanishes_without_closing_is_closed_and_counted_down(tryon_server, caplog):
+    hub = tryon_server.hub
+    caplog.set_level(logging.INFO, logger="streaming.api_tryon")
+    hub.liveness_timeout_s = 2.0
+    try:
+        asyncio.run(_vanish_scenario(tryon_server.url, hub))
+    finally:
+        hub.liveness_timeout_s = None
+    assert any("silent" in r.getMessage() and "closed" in r.getMessage() for r in caplog.records), caplog.text

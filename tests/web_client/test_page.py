@@ -273,6 +273,7 @@ def test_live_tryon(live):
 
     # An orbit (mouse drag on the video) changes the picture.
     before = _snapshot(page)
+    page.locator("#stage").scroll_into_view_if_needed()  # mouse events off the viewport go nowhere
     box = page.locator("#stage").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
@@ -302,3 +303,50 @@ def test_live_tryon(live):
     assert page.evaluate("window.fitroom.state.session.size") == "XL"
     assert _wait_changed(page, before) > 0.3, "a new size did not change the picture"
     assert page.console_errors == []
+
+
+# -- an avatar from the shopper's photos -----------------------------------------------------------
+
+PHOTOS = REPO.parent / "shared" / "data" / "photos"
+
+
+@pytest.fixture(scope="module")
+def shopper_photo(tmp_path_factory, body_model_cpu):
+    """A JPEG of a synthetic 176 cm man, full length from the front (the browser uploads it)."""
+    from PIL import Image
+
+    from fitroom.samples import natural_standing_pose, render_photos, sample_body
+
+    rng = np.random.default_rng(21)
+    shape = sample_body(body_model_cpu, rng, sex="male", height_cm=176.0)
+    rgb, _ = render_photos(body_model_cpu, shape, natural_standing_pose(body_model_cpu, rng=rng), views=("front",))["front"]
+    path = tmp_path_factory.mktemp("photo") / "me.jpg"
+    Image.fromarray(rgb).save(path, quality=90)
+    return path
+
+
+def test_try_on_with_an_avatar_from_a_photo(live, shopper_photo):
+    page = live
+    page.set_input_files("#photo-front", str(shopper_photo))
+    page.fill("#photo-height", "176")
+    page.locator("#start").click()
+    page.wait_for_selector("body[data-avatar='fitting'], body[data-avatar='ready']", timeout=20_000)
+    page.wait_for_function("() => document.body.dataset.avatar === 'ready'", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('video').currentTime > 0.3", timeout=60_000)
+    session = page.evaluate("window.fitroom.state.session")
+    assert session["status"] == "ready" and set(session["avatar"]) == {"id"}, session
+    assert _snapshot(page).std() > 5.0
+    assert page.console_errors == []
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/photos is not beside the checkout")
+def test_a_refused_photo_says_why(live):
+    page = live
+    page.set_input_files("#photo-front", str(PHOTOS / "COCO_val2014_000000000328.jpg"))  # three people
+    page.fill("#photo-height", "175")
+    page.locator("#start").click()
+    page.wait_for_function("() => document.body.dataset.avatar === 'failed'", timeout=30_000)
+    page.wait_for_selector("#message.error", timeout=5_000)
+    assert "people" in page.locator("#message").inner_text()
+    assert page.locator("#progress-wrap").is_hidden()
+    assert page.evaluate("window.fitroom.state.session") is None

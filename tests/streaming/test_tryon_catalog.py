@@ -1,0 +1,155 @@
+"""Trying on catalogue garments through the real app: a brand uploads a garment GLB with a size
+chart, fabric, colourways and reference body M, publishes it, and a shopper's session drapes it from
+the processed lod0 (real upload job, real drape); and the products that cannot be tried on."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from assets.catalog_tryon import NO_HEX
+from fitroom.settings import Settings
+from streaming.tryon_sessions import colourway_rgb
+from tests.streaming.test_api_products import brand_key, check_error
+from tests.streaming.tryon_fixtures import STREAM
+
+PRODUCTS = "/api/v1/products"
+TRYON = "/api/v1/tryon"
+
+
+@pytest.fixture(scope="module")
+def skirt(body_model_cpu):
+    """A procedural skirt (about 1500 vertices) made on the female M reference body, as GLB bytes, and its girths."""
+    from assets.procedural_garments import procedural_garment
+    from avatar.glb_export import body_glb_bytes
+
+    g = procedural_garment(body_model_cpu, "skirt", "M", "female", target_vertices=1500)
+    return body_glb_bytes(np.asarray(g.vertices, np.float32), np.asarray(g.faces, np.int32), name="skirt"), g.girths_cm
+
+
+def skirt_product(girths: dict, **changes) -> dict:
+    w, h = round(girths["waist"], 1), round(girths["hip"], 1)
+    chart = {s: {"waist_cm": w + d, "hip_cm": h + d, "length_cm": 60.0} for s, d in (("S", -6.0), ("M", 0.0), ("L", 6.0))}
+    return {"name": "Pleated skirt", "sku": "SK-1", "price_minor": 4900, "currency": "EUR", "category": "skirts",
+            "kind": "garment", "size_chart": chart, "fabric": "denim", "reference_body": {"size": "M", "sex": "female"},
+            "colourways": [{"name": "ochre", "hex": "#c8902e"}, {"name": "ink"}], **changes}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, body_model_cpu):
+    from streaming.api_app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("tryon_catalog") / "data", **STREAM))
+    app.state.tryon.registry.model = body_model_cpu
+    with TestClient(app) as client:
+        client.acme, client.bolt = brand_key(app, "Acme"), brand_key(app, "Bolt")
+        yield client
+    assert not app.state.tryon.registry.sessions()
+
+
+def add_product(shop, data: dict, glb: bytes | None = None, sizes=(None,)) -> int:
+    """A product of Acme with a ready model per size in `sizes` (None: one unsized model); no model without `glb`."""
+    r = shop.post(PRODUCTS, json=data, headers=shop.acme)
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    for size in sizes if glb else ():
+        form = {"size": size} if size else {}
+        r = shop.post(f"{PRODUCTS}/{pid}/assets", files={"file": ("skirt.glb", glb, "model/gltf-binary")}, data=form,
+                      headers=shop.acme)
+        assert r.status_code == 202, r.text
+        shop.app.state.jobs.wait(60)
+        assert shop.get(r.json()["status_url"], headers=shop.acme).json()["status"] == "ready"
+    return pid
+
+
+def wait_ready(shop, doc: dict, drapes: int = 1) -> dict:
+    deadline = time.monotonic() + 60
+    while not (doc["status"] == "failed" or (doc["status"] == "ready" and doc["drapes"] >= drapes)):
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.1)
+        doc = shop.get(f"{TRYON}/{doc['id']}").json()
+    return doc
+
+
+def close(shop, doc: dict) -> None:
+    registry = shop.app.state.tryon.registry
+    registry.close(registry.get(doc["id"]))
+
+
+def test_a_published_catalogue_garment_drapes_with_its_chart_fabric_and_colourways(shop, skirt):
+    glb, girths = skirt
+    pid = add_product(shop, skirt_product(girths, status="published"), glb)
+    options = shop.get(f"{TRYON}/options").json()
+    listed = {g["id"]: g for g in options["garments"]}
+    assert "skirt" in listed and listed[f"product:{pid}"]["sizes"] == ["S", "M", "L"]
+    assert [c["name"] for c in listed[f"product:{pid}"]["colourways"]] == ["ochre", "ink"]
+
+    r = shop.post(TRYON, json={"avatar": {"sex": "female", "size": "M"}, "garment": {"product_id": pid}})
+    assert r.status_code == 202, r.text
+    doc = r.json()
+    # The product's defaults: the reference body's size, its first colourway and its fabric.
+    assert (doc["garment"], doc["size"], doc["colourway"], doc["fabric"]) == (f"product:{pid}", "M", "ochre", "denim")
+    assert doc["product"]["name"] == "Pleated skirt" and "one 3D model for every size" in doc["note"]
+    doc = wait_ready(shop, doc)
+    assert doc["status"] == "ready", doc
+    assert doc["fit"]["vertices"] > 1000 and isinstance(doc["fit"]["fits"], bool)
+    assert doc["fit"]["max_penetration_mm"] < 5.0 and set(doc["fit"]["ease_cm"]) >= {"hip"}
+    # Size advice from the brand's chart: all three sizes ranked, M (made on the M body) first.
+    assert sorted(a.split(":")[0] for a in doc["size_advice"]) == ["L", "M", "S"]
+    assert doc["recommended_size"] == "M", doc["size_advice"]
+
+    hub = shop.app.state.tryon
+    session = hub.registry.get(doc["id"])
+    hub.registry.change(session, size="l", colourway="ink")  # the chart's label, whatever the case
+    doc = wait_ready(shop, shop.get(f"{TRYON}/{doc['id']}").json(), drapes=2)
+    assert (doc["status"], doc["size"], doc["colourway"]) == ("ready", "L", "ink") and "size L" in doc["note"]
+    assert session.colour == pytest.approx(colourway_rgb(NO_HEX))  # "ink" has no hex: neutral grey
+    look = shop.get(f"{TRYON}/{doc['id']}/look.glb")
+    assert look.status_code == 200 and look.content[:4] == b"glTF"
+    check_error(shop.post(TRYON, json={"garment": {"product_id": pid}, "size": "XXL"}), 422, "bad_size")
+    close(shop, doc)
+
+
+def test_per_size_models_drape_their_own_size_and_drafts_need_their_brands_key(shop, skirt):
+    glb, girths = skirt
+    pid = add_product(shop, skirt_product(girths, sku="SK-2"), glb, sizes=("S", "M"))  # a draft
+    body = {"garment": {"product_id": pid}, "size": "S"}
+    check_error(shop.post(TRYON, json=body), 404, "no_product")
+    check_error(shop.post(TRYON, json=body, headers=shop.bolt), 404, "no_product")
+    r = shop.post(TRYON, json=body, headers=shop.acme)
+    assert r.status_code == 202, r.text
+    doc = r.json()
+    assert doc["size"] == "S" and doc["note"] is None and doc["product"]["sizes"] == ["S", "M"]
+    close(shop, doc)
+    body = check_error(shop.post(TRYON, json={**body, "size": "L"}, headers=shop.acme), 422, "bad_size")
+    assert "S, M" in body["detail"]  # L is in the chart but has no model
+    assert f"product:{pid}" not in {g["id"] for g in shop.get(f"{TRYON}/options").json()["garments"]}
+
+
+def test_products_that_cannot_be_tried_on_are_refused_with_a_reason(shop, skirt):
+    from assets.catalog_models import Product
+
+    glb, girths = skirt
+    vase = {"name": "Vase", "sku": "V-1", "price_minor": 900, "currency": "EUR", "category": "home", "kind": "other",
+            "status": "published"}
+    cases = {
+        "vase": (add_product(shop, vase, glb), 422, "not_a_garment", "not a garment"),
+        "no model": (add_product(shop, skirt_product(girths, sku="SK-3", status="published")), 409, "no_tryon_model",
+                     "no ready 3D model"),
+        "uploaded body": (add_product(shop, skirt_product(girths, sku="SK-4", status="published"), glb), 422,
+                          "unsupported_reference_body", "uploaded body mesh"),
+        "unknown": (999_999, 404, "no_product", "999999"),
+    }
+    with shop.app.state.db.session() as s:  # as PATCH sets it once a body mesh is uploaded to the product
+        s.get(Product, cases["uploaded body"][0]).reference_body = {"asset_id": 1}
+        s.commit()
+    for name, (pid, status, code, words) in cases.items():
+        body = check_error(shop.post(TRYON, json={"garment": {"product_id": pid}}), status, code)
+        assert words in body["detail"], (name, body)
+    check_error(shop.post(TRYON, json={"garment": {"product_id": "x"}}), 422, "invalid_request")
+    check_error(shop.post(TRYON, json={"garment": {"sku": "SK-1"}}), 422, "invalid_request")
+    listed = {g["id"] for g in shop.get(f"{TRYON}/options").json()["garments"]}
+    assert not listed & {f"product:{cases[k][0]}" for k in ("vase", "no model", "uploaded body")}
