@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.cloth_topology import weld
 from engine.mesh_queries import face_normals
 
 __all__ = ["weld_positions", "crease_normals"]
@@ -26,13 +27,8 @@ def weld_positions(vertices, tolerance: float = 1e-6) -> tuple[np.ndarray, int]:
     if len(v) == 0:
         return np.zeros(0, np.int64), 0
     lo = v.min(0)
-    step = max(float(np.linalg.norm(v.max(0) - lo)), 1e-12) * tolerance
-    keys = np.round((v - lo) / step).astype(np.int64)
-    # One int64 key per cell (exact while every coordinate fits 21 bits of cells, i.e. always
-    # at this tolerance), so unique sorts a flat array, several times faster than rows.
-    flat = (keys[:, 0] << 42) | (keys[:, 1] << 21) | keys[:, 2]
-    _, ids = np.unique(flat, return_inverse=True)
-    return ids.reshape(-1).astype(np.int64), int(ids.max()) + 1
+    unique, ids = weld(v - lo, max(float(np.linalg.norm(v.max(0) - lo)), 1e-12) * tolerance)
+    return ids.astype(np.int64), len(unique)
 
 
 def crease_normals(vertices, faces, crease_deg: float = 60.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

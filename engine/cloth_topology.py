@@ -33,7 +33,14 @@ def weld(vertices, tolerance: float = 1e-5):
     """
     v = np.asarray(vertices, np.float64)
     keys = np.round(v / tolerance).astype(np.int64)
-    _, first, index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    keys -= keys.min(0) if len(keys) else 0
+    if len(keys) and keys.max() < 2**21:
+        # One int64 key per cell (lexicographic like the rows): unique sorts a flat array, several
+        # times faster than rows.
+        keys = (keys[:, 0] << 42) | (keys[:, 1] << 21) | keys[:, 2]
+        _, first, index = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     return v[first], index.reshape(-1)
 
 
