@@ -595,7 +595,7 @@ class _Checker:
         acc = self.out.gltf["accessors"][a]
         dtype, ncomp = layout[0], layout[1]
         if ncomp != 3 or (dtype.kind != "f" and not quantized):
-            self.error("invalid_value", f"A POSITION accessor must be a VEC3 of floats.", where)
+            self.error("invalid_value", "A POSITION accessor must be a VEC3 of floats.", where)
             return
         bounds = [acc.get("min"), acc.get("max")]
         if not all(isinstance(b, list) and len(b) == 3 and all(_is_number(x) for x in b) for b in bounds):

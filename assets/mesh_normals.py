@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.cloth_topology import weld
-from engine.mesh_queries import face_normals
+from engine.mesh_queries import face_normals, vertex_normals
 
 __all__ = ["weld_positions", "crease_normals"]
 
@@ -55,9 +55,7 @@ def crease_normals(vertices, faces, crease_deg: float = 60.0) -> tuple[np.ndarra
     weld, n_weld = weld_positions(v)
     corner_w = weld[f].reshape(-1)
     corner_f = np.repeat(np.arange(len(f)), 3)
-    smooth = np.stack([np.bincount(corner_w, weights=weighted[corner_f, c], minlength=n_weld) for c in range(3)], 1)
-    length = np.linalg.norm(smooth, axis=1, keepdims=True)
-    smooth = np.where(length > 1e-30, smooth / np.maximum(length, 1e-30), (0.0, 1.0, 0.0))  # +Y: no area
+    smooth = vertex_normals(np.zeros((n_weld, 3)), weld[f], weighted_face_normals=weighted, fallback=(0.0, 1.0, 0.0))
     # Where every face around a vertex is within half the crease angle of the smooth normal, no
     # two of them can be a crease apart: the smooth normal is the answer (nearly all vertices).
     order = np.argsort(corner_w, kind="stable")

@@ -21,7 +21,6 @@ nothing half-extracted stays behind.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat

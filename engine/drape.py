@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from engine.backend import array_namespace, to_numpy
+from engine.backend import to_numpy
 from engine.cloth_model import build_cloth_model
 from engine.cloth_solver import ClothSolver, SolverSettings
 from engine.cloth_topology import clean_mesh
@@ -75,7 +75,6 @@ def resting_on_top(collider, x, friction: float, settings: DrapeSettings):
     its weight: these points (the tops of the shoulders under a t-shirt) are attached where they
     lie from the first step, before the solver's contact anchors have caught anything.
     """
-    xp = array_namespace(x)
     _, normal, signed = collider.contacts(x)
     cos_friction_angle = 1.0 / np.sqrt(1.0 + friction**2)
     return (signed < settings.clearance + settings.resting_gap) & (normal[:, 1] >= cos_friction_angle)

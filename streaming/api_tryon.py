@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from fitroom.errors import FitroomError
 from streaming.api_deps import OptionalBrand, SessionDep
 from streaming.control_channel import ControlChannel
-from streaming.tryon_sessions import COLOURWAYS, LIGHTS, SessionRegistry, TryOnRequest, TryOnSession
+from streaming.lighting import LIGHT_NAMES
+from streaming.tryon_sessions import COLOURWAYS, SessionRegistry, TryOnRequest, TryOnSession
 from streaming.video_track import SessionStream, route_keyframe_requests
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ def tryon_options(db: SessionDep) -> dict:
     demo = [{"id": k, "name": k.replace("longsleeve", "long-sleeve top").capitalize()} for k in GARMENT_KINDS]
     return {"garments": demo + [g.public() for g in tryon_products(db)],
             "sizes": list(SIZES), "colourways": [{"name": n, "hex": h} for n, h in COLOURWAYS.items()],
-            "fabrics": list(PRESETS), "lights": list(LIGHTS)}
+            "fabrics": list(PRESETS), "lights": list(LIGHT_NAMES)}
 
 
 @router.get("/{session_id}")

@@ -311,8 +311,11 @@ def add_asset(db: CatalogDB, blobs: BlobStore, brand, upload: Path, meta: dict) 
             except ValidationError as e:
                 raise FitroomError("bad_meta", "The metadata is not valid: " + "; ".join(
                     f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5])) from None
-        chart, colours = (existing.size_chart, existing.colourways) if existing else (
-            data.model_dump(mode="json")["size_chart"], data.model_dump(mode="json")["colourways"])
+        if existing:
+            chart, colours = existing.size_chart, existing.colourways
+        else:
+            dumped = data.model_dump(mode="json")
+            chart, colours = dumped["size_chart"], dumped["colourways"]
         size, colourway = asset_variant(chart, colours, extra["size"], extra["colourway"])
         kind = existing.kind if existing else data.kind
     with tempfile.TemporaryDirectory(prefix="fitroom-add-") as work:

@@ -30,7 +30,6 @@ from fitroom.errors import FitroomError
 log = logging.getLogger(__name__)
 
 AVATAR_ID = re.compile(r"^[0-9a-f]{24}$")
-STATUSES = ("queued", "fitting", "ready", "failed")
 
 
 def avatar_folder(data_dir, avatar_id: str) -> Path:

@@ -33,6 +33,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from fitroom.errors import FitroomError
+from streaming.lighting import LIGHT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Colourway(_Message):
 
 class Light(_Message):
     type: Literal["light"]
-    name: Literal["studio", "daylight", "evening", "store"]
+    name: Literal[LIGHT_NAMES]
 
 
 class Fitmap(_Message):

@@ -25,16 +25,14 @@ from typing import Callable
 import numpy as np
 
 from fitroom.errors import FitroomError
+from streaming.lighting import light_preset
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("queued", "draping", "ready", "failed")
 SEXES = ("female", "male")
-LIGHTS = ("studio", "daylight", "evening", "store")
 # The named colourways of the demo garments (sRGB hex, as the page shows them).
 COLOURWAYS = {"white": "#f0efe9", "navy": "#1f2a44", "red": "#b3282d", "sage": "#8fa88a", "black": "#1d1d1f",
               "sand": "#c8ad7f"}
-BODY_COLOR = (0.80, 0.55, 0.42)
 
 
 def colourway_rgb(name: str, hex: str | None = None) -> tuple:
@@ -273,8 +271,7 @@ class SessionRegistry:
                 session.call_render(_show_look, look, session.body_faces, rgb)
             session._set()
         if light is not None:
-            if light not in LIGHTS:
-                raise FitroomError("bad_light", f"A light is one of {', '.join(LIGHTS)}, not {light!r}.")
+            light_preset(light)  # refuses an unknown name before it reaches the render thread
             session.call_render(lambda fs: fs.set_light(light))
         if fitmap is not None:
             session.call_render(lambda fs: fs.set_fitmap(bool(fitmap)))
