@@ -23,6 +23,14 @@ class Settings:
     brand_key : the API key the command line acts with (`FITROOM_BRAND_KEY`).
     stream_width, stream_height, stream_fps, stream_bitrate : the try-on video (`FITROOM_STREAM_WIDTH`,
         `FITROOM_STREAM_HEIGHT`, `FITROOM_STREAM_FPS`, `FITROOM_STREAM_BITRATE` in bits/s).
+    redis_url : the shared rooms' broker (`FITROOM_REDIS_URL`, e.g. `redis://localhost:6379/0`); None: the
+        in-process broker (one server process).
+    room_max_members : default member limit of a room (`FITROOM_ROOM_MAX_MEMBERS`, 2-64, default 16).
+    room_grace_s : how long a member whose socket dropped may come back (`FITROOM_ROOM_GRACE_S`, default 30).
+    room_invite_ttl_s : default lifetime of an invite (`FITROOM_ROOM_INVITE_TTL_S`, 60 s to 7 days, default 86400).
+    room_rate, room_burst : the per-member token bucket of room messages (`FITROOM_ROOM_RATE` messages/s,
+        default 10; `FITROOM_ROOM_BURST`, default 20).
+    room_max_message_bytes : the largest room message (`FITROOM_ROOM_MAX_MESSAGE_BYTES`, default 16384).
     """
 
     data_dir: Path = Path(".fitroom-data")
@@ -34,6 +42,13 @@ class Settings:
     stream_height: int = 720
     stream_fps: int = 20
     stream_bitrate: int = 2_000_000
+    redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    room_max_members: int = 16
+    room_grace_s: float = 30.0
+    room_invite_ttl_s: int = 86_400
+    room_rate: float = 10.0
+    room_burst: int = 20
+    room_max_message_bytes: int = 16_384
 
     @property
     def body_model_path(self) -> Path:
@@ -68,6 +83,7 @@ class Settings:
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             brand_key=env.get("FITROOM_BRAND_KEY") or None,
             **_stream_settings(env),
+            **_room_settings(env),
         )
 
 
@@ -87,6 +103,38 @@ def _stream_settings(env) -> dict:
         if not low <= value <= high or (field in ("stream_width", "stream_height") and value % 2):
             raise FitroomError("bad_setting", f"{name} must be an integer between {low} and {high} (even for sizes).")
         out[field] = value
+    return out
+
+
+# field: (type, low, high, default, unit) of the FITROOM_ROOM_* settings
+_ROOM_LIMITS = {
+    "room_max_members": (int, 2, 64, 16, "members"),
+    "room_grace_s": (float, 0.1, 3600, 30.0, "seconds"),
+    "room_invite_ttl_s": (int, 60, 7 * 86_400, 86_400, "seconds"),
+    "room_rate": (float, 0.1, 1000, 10.0, "messages per second"),
+    "room_burst": (int, 1, 10_000, 20, "messages"),
+    "room_max_message_bytes": (int, 256, 1024 * 1024, 16_384, "bytes"),
+}
+
+
+def _room_settings(env) -> dict:
+    """FITROOM_REDIS_URL and the FITROOM_ROOM_* numbers, each checked against its range."""
+    out = {}
+    for field, (kind, low, high, default, unit) in _ROOM_LIMITS.items():
+        name = "FITROOM_" + field.upper()
+        raw = str(env.get(name, default)).strip()
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = None
+        if value is None or value != value or not low <= value <= high:  # value != value: NaN
+            what = "an integer" if kind is int else "a number"
+            raise FitroomError("bad_setting", f"{name} must be {what} between {low} and {high} ({unit}), not {raw!r}.")
+        out[field] = value
+    redis_url = (env.get("FITROOM_REDIS_URL") or "").strip() or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise FitroomError("bad_setting", "FITROOM_REDIS_URL must be a redis://, rediss:// or unix:// URL.")
+    out["redis_url"] = redis_url
     return out
 
 

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # libsuitesparse-dev: CHOLMOD, which scikit-sparse (the cloth solver's sparse Cholesky) builds against.
 # chromium: the real browser the web_client tests drive with Playwright (Python), headless.
-APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libgles2 libglib2.0-0 libsuitesparse-dev chromium"
+# redis-server: the rooms' cross-process broker; the tests start their own on a free port.
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libgles2 libglib2.0-0 libsuitesparse-dev chromium redis-server"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -132,8 +132,12 @@ class TryOnHub:
                 "peer_connections_total": self.peer_count(), **video,
                 "width": self.settings.stream_width, "height": self.settings.stream_height}
 
-    async def answer(self, session: TryOnSession, offer: SdpOffer) -> dict:
-        """Answers a viewer's SDP offer with a peer connection sending the session's video."""
+    async def answer(self, session: TryOnSession, offer: SdpOffer, video_only: bool = False) -> dict:
+        """Answers a viewer's SDP offer with a peer connection sending the session's video.
+
+        `video_only` (a room's stage viewer) sends the video only: a "control" data channel the
+        viewer opens is closed, so it can neither steer the session nor read its stats.
+        """
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         if offer.type != "offer":
@@ -190,7 +194,7 @@ class TryOnHub:
         @pc.on("datachannel")
         def on_channel(channel):
             nonlocal control
-            if channel.label != "control" or control is not None:
+            if video_only or channel.label != "control" or control is not None:
                 channel.close()
                 return
 

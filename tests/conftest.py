@@ -9,6 +9,8 @@ import pytest
 
 from engine.backend import gpu_available
 
+pytest_plugins = ["tests.redis_server"]  # the `redis_url` and `private_redis` fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -43,3 +43,24 @@ export function getOptions() { return request('GET', '/api/v1/tryon/options').ca
 /** Starts an avatar from photos: form fields front, side (optional), height_cm, sex (optional). */
 export function createAvatar(form) { return request('POST', '/api/v1/avatars', form); }
 export function getAvatar(id) { return request('GET', `/api/v1/avatars/${encodeURIComponent(id)}`); }
+
+// Shared rooms (docs/rooms.md). The member token rides in the query, as the WebSocket does.
+export const roomUrl = (id, rest = '') => `/api/v1/rooms/${encodeURIComponent(id)}${rest}`;
+const tokenQuery = (token) => `?token=${encodeURIComponent(token)}`;
+
+/** {display_name, name?, product_ids?} -> {room_id, invite_token, invite_url, member_id, member_token, ws_url, ...} */
+export function createRoom(body) { return request('POST', '/api/v1/rooms', body); }
+/** {invite_token, display_name} -> {room_id, member_id, member_token, ws_url} */
+export function joinRoom(id, body) { return request('POST', roomUrl(id, '/join'), body); }
+/** The room as this member sees it, with its `seq`. */
+export function getRoom(id, token) { return request('GET', roomUrl(id) + tokenQuery(token)); }
+/** The stage's video: an SDP answer to a receive-only offer (404 `no_stage` when nobody is on stage). */
+export function sendStageOffer(id, token, offer) { return request('POST', roomUrl(id, '/stage/offer') + tokenQuery(token), offer); }
+/** The WebSocket URL of a room (absolute, ws: or wss: like the page). */
+export function roomSocketUrl(id, token, since = null) {
+  const u = new URL(roomUrl(id, '/ws'), window.location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.searchParams.set('token', token);
+  if (since !== null && since !== undefined) u.searchParams.set('since', String(since));
+  return u.href;
+}

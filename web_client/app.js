@@ -8,6 +8,7 @@ import { attachControls } from './controls.js';
 import { FrameClock } from './frame_stamp.js';
 import { loadModelViewer, offerImmersiveAr, showLook } from './ar.js';
 import { describeAvatar, photoAvatar, photoChosen } from './avatar_photos.js';
+import { initRooms } from './room.js';
 
 // What the page offers: the demo garments and the choices the try-on API accepts.
 const DEFAULTS = {
@@ -108,6 +109,27 @@ function renderGarments() {
 
 /** The chosen garment: a demo garment ({id}) or a catalogue one ({id: 'product:N', product_id, sizes, colourways}). */
 const chosenGarment = () => state.options.garments.find((x) => x.id === state.garment) || { id: state.garment };
+
+/**
+ * The look as a shared room may see it (room.js): the garment (demo name or catalogue product id),
+ * size, colourway and display name. Never the avatar or its measurements.
+ */
+function currentLook() {
+  const g = chosenGarment();
+  return {
+    ...(g.product_id ? { product_id: g.product_id } : { garment: g.id }),
+    size: state.size, colourway: state.colourway, name: g.name || label(g.id),
+  };
+}
+
+/** The swatch colour of a colourway name, when the page knows it. */
+function colourHex(name) {
+  const c = [...(state.colourways || []), ...state.options.colourways].find((x) => x.name === name);
+  return c ? c.hex : null;
+}
+
+/** The shopper's own try-on session, once it is ready (what "Go on stage" shows the room). */
+const readySessionId = () => (state.session && state.session.status === 'ready' ? state.session.id : null);
 
 /** Size and colour chips of the chosen garment: a catalogue garment's own chart sizes and colourways. */
 function renderChoices() {
@@ -222,6 +244,7 @@ function onReady(s) {
   showLook(s.id, state.lookVersion);
   const g = state.options.garments.find((x) => x.id === s.garment) || { name: label(state.garment) };
   say(`Your ${g.name.toLowerCase()} in size ${s.size || state.size} is ready. Drag to turn it.`);
+  room.sessionChanged(s.id);
 }
 
 async function start() {
@@ -238,6 +261,7 @@ async function start() {
       ...(g.product_id ? { garment: { product_id: g.product_id } } : { garment: state.garment, fabric: state.fabric }),
     });
     onSession(s);
+    room.nowTrying(currentLook(), { now: true }); // a try-on starts: the room sees "now trying"
     const stream = new TryOnStream(s.id, $('video'));
     state.stream = stream;
     wireStream(stream);
@@ -278,6 +302,7 @@ function wireStream(stream) {
 /** Re-drape in another size: over the data channel when live, else the choice for the next start. */
 async function setSize(size) {
   state.size = size;
+  if (state.session) room.nowTrying(currentLook());
   const stream = state.stream;
   if (!stream || !stream.open || !state.session) return;
   const drapes = state.session.drapes || 0;
@@ -296,6 +321,7 @@ async function setSize(size) {
 
 function setColourway(name) {
   state.colourway = name;
+  if (state.session) room.nowTrying(currentLook());
   const c = (state.colourways || state.options.colourways).find((x) => x.name === name);
   if (state.stream) state.stream.send({ type: 'colourway', colourway: name, hex: c && c.hex });
 }
@@ -351,6 +377,7 @@ async function init() {
   renderOptions();
   $('fabric').addEventListener('change', (e) => { state.fabric = e.target.value; });
   $('start').addEventListener('click', start);
+  $('cart-add').addEventListener('click', () => room.addToCart(currentLook()));
   $('fitmap').addEventListener('change', (e) => {
     state.fitmap = e.target.checked;
     $('fitmap-legend').hidden = !state.fitmap;
@@ -364,6 +391,9 @@ async function init() {
   document.body.dataset.ready = 'true';
 }
 
+// The "Shop together" panel: it asks the page for the look and the session, nothing else.
+const room = initRooms({ currentLook, sessionId: readySessionId, swatch: colourHex });
+
 // A small window for tests and the latency bench (read-only use).
-window.fitroom = { state, clock, start };
+window.fitroom = { state, clock, start, room, currentLook };
 init();

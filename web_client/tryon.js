@@ -1,5 +1,6 @@
 // One live try-on: the WebRTC peer connection (receive-only video + the `control` data channel),
 // signalled over HTTP (POST /api/v1/tryon/{id}/offer), and a poller of the session's status.
+// `VideoPeer` is the receive-only video part alone, also used by a room's stage (room.js).
 //
 // Events (EventTarget): 'status' (detail: the session JSON), 'stats' and 'error' (detail: the
 // server's message on the channel), 'open' (the channel opened), 'state' (detail: connectionState).
@@ -18,11 +19,20 @@ function iceGathered(pc) {
   });
 }
 
-export class TryOnStream extends EventTarget {
-  constructor(id, video) {
+/**
+ * A receive-only video peer connection playing into `video`, signalled over HTTP by
+ * `signal({sdp, type}) -> Promise<{sdp, type}>` (aiortc answers; no trickle ICE). With `control`,
+ * it also opens the ordered `control` data channel of a try-on session.
+ *
+ * Events: 'open' (the channel opened), 'state' (detail: connectionState), and one per message type
+ * received on the channel (detail: the message).
+ */
+export class VideoPeer extends EventTarget {
+  constructor(video, signal, { control = false } = {}) {
     super();
-    this.id = id;
     this.video = video;
+    this.signal = signal;
+    this.control = control;
     this.pc = null;
     this.channel = null;
     this.pending = [];
@@ -32,17 +42,19 @@ export class TryOnStream extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
-    const channel = pc.createDataChannel('control', { ordered: true });
-    this.channel = channel;
-    channel.addEventListener('open', () => {
-      for (const m of this.pending.splice(0)) channel.send(m);
-      this.dispatchEvent(new CustomEvent('open'));
-    });
-    channel.addEventListener('message', (e) => {
-      let msg;
-      try { msg = JSON.parse(e.data); } catch { return; }
-      if (msg && typeof msg.type === 'string') this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
-    });
+    if (this.control) {
+      const channel = pc.createDataChannel('control', { ordered: true });
+      this.channel = channel;
+      channel.addEventListener('open', () => {
+        for (const m of this.pending.splice(0)) channel.send(m);
+        this.dispatchEvent(new CustomEvent('open'));
+      });
+      channel.addEventListener('message', (e) => {
+        let msg;
+        try { msg = JSON.parse(e.data); } catch { return; }
+        if (msg && typeof msg.type === 'string') this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+      });
+    }
     pc.addEventListener('track', (e) => {
       const stream = e.streams[0] || new MediaStream([e.track]);
       if (this.video.srcObject !== stream) this.video.srcObject = stream;
@@ -53,7 +65,7 @@ export class TryOnStream extends EventTarget {
     });
     await pc.setLocalDescription(await pc.createOffer());
     await iceGathered(pc);
-    const answer = await sendOffer(this.id, { sdp: pc.localDescription.sdp, type: pc.localDescription.type });
+    const answer = await this.signal({ sdp: pc.localDescription.sdp, type: pc.localDescription.type });
     if (this.pc !== pc) return; // closed meanwhile
     await pc.setRemoteDescription(answer);
   }
@@ -73,6 +85,14 @@ export class TryOnStream extends EventTarget {
     this.pc = null;
     this.channel = null;
     if (this.video.srcObject) this.video.srcObject = null;
+  }
+}
+
+/** One live try-on: its video and control channel (POST /api/v1/tryon/{id}/offer). */
+export class TryOnStream extends VideoPeer {
+  constructor(id, video) {
+    super(video, (offer) => sendOffer(id, offer), { control: true });
+    this.id = id;
   }
 }
 

@@ -8,6 +8,7 @@ SQLite in the data directory.
 from alembic import context
 
 from assets.catalog_models import Base
+import streaming.room_models  # noqa: F401  (the shared rooms' tables, on the same Base)
 
 target_metadata = Base.metadata
 

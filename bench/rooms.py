@@ -1,0 +1,644 @@
+"""Shared rooms under load (issue 6): chat delivery latency, losses and server memory.
+
+`--rooms` rooms (100) of `--members` members (8); every member sends a chat message `--rate` times
+a second (2, on a fixed schedule with a random phase and +-10 % jitter) for `--seconds` (30), then
+stops; the bench waits for the tail to drain. Each message carries its send time (`time.time_ns()`,
+one clock: everything runs on this machine) and reaches every member of its room, the sender's own
+echo included: a delivery is one (message, receiving member) pair, so a full run expects
+rooms x members x rate x seconds x members deliveries (384,000). The echo counts (it is how a
+client sees its message accepted, and it is as late as any other copy); the percentiles without it
+are reported too.
+
+Modes (`--mode`):
+
+  inprocess   one `python -m fitroom.cli serve` process, the in-process broker;
+  redis       two serve processes sharing one Redis (a private redis-server unless `--redis-url`)
+              and one SQLite database; each room's members are split half and half across the two
+              processes (the host creates the room on the first; members join through the process
+              they connect to), so every message crosses Redis to reach half its room.
+
+The servers run as subprocesses with a temporary FITROOM_DATA_DIR. The websocket clients run in
+`--clients` separate processes (2 by default), each holding whole rooms, so the load generator does
+not starve the servers' event loop of a small machine; they share the CPU with the servers all the
+same. A client is `websockets`' sans-I/O ClientProtocol on an asyncio transport (every frame of a
+read handled in that callback: about a third of the CPU of the library's asyncio client, which
+`--client-impl asyncio` uses instead); both offer permessage-deflate as browsers do
+(`--no-deflate`: not).
+
+The result names the machine's CPU and cores and says how busy the machine was: the CPU each
+process of the bench used, the time each spent runnable but waiting for a CPU
+(`runqueue_wait_s_per_s`, from /proc/PID/task/*/schedstat: a server waiting 0.5 s a second is
+starved, and its latency says more about the machine than about the server), and the CPU other
+processes took meanwhile. On a machine shared with other work, `--nice -10` (root) puts the bench's
+processes first.
+
+Reported per mode: latency send -> receive in ms (p50, p95, p99, max; all deliveries and others'
+messages only), `to_server_ms` / `from_server_ms` (send -> the event's `at`, `at` -> receive; `at`
+is whole ms), lost (expected - received), duplicates, out of order (a seq not above the last one a
+member saw), seq gaps, error frames, server memory (VmHWM and the largest VmRSS sampled each second
+of every server process, and of redis-server), server CPU (cores busy during the load).
+
+    .venv/bin/python bench/rooms.py [--mode both] [--rooms 100 --members 8 --rate 2 --seconds 30]
+    .venv/bin/python bench/rooms.py --smoke          # 4 rooms x 4 members x 3 s, both modes
+
+Prints JSON and writes bench/results/rooms.json (both modes), rooms-inprocess.json or
+rooms-redis.json (one mode), rooms-smoke.json (--smoke). Targets: in-process p99 <= 50 ms, 0 lost;
+redis (two processes) p99 <= 100 ms, 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"inprocess": {"p99_ms": 50, "lost": 0}, "redis": {"p99_ms": 100, "lost": 0}}
+PREFIX = "b|"  # the bench's chat texts: b|<member>|<k>|<send time ns>
+
+
+# ----------------------------------------------------------------------------------------------
+# the client process: whole rooms, every member a websocket
+
+
+class Member:
+    """One member's socket and what it saw. `handle(text, t_ns)` takes each text frame as it arrives."""
+
+    def __init__(self, room: str, idx: int, url: str):
+        self.room, self.idx, self.url = room, idx, url
+        self.conn = None  # SansIOConn or a websockets asyncio connection
+        self.last_seq = None
+        self.seen: set[tuple[int, int]] = set()
+        self.lat_all: list[float] = []  # ms
+        self.lat_others: list[float] = []
+        self.to_server: list[float] = []
+        self.from_server: list[float] = []
+        self.dups = self.out_of_order = self.gap_seqs = 0
+        self.errors: dict[str, int] = {}
+        self.sent = 0
+        self.deflate = False
+        self.closed_early = None
+
+    def handle(self, raw: str, t: int) -> None:
+        d = json.loads(raw)
+        kind = d.get("type")
+        seq = d.get("seq")
+        if kind == "welcome":
+            self.last_seq = seq
+            return
+        if seq is not None:
+            if self.last_seq is not None:
+                if seq <= self.last_seq:
+                    self.out_of_order += 1
+                    return
+                if seq > self.last_seq + 1:
+                    self.gap_seqs += seq - self.last_seq - 1
+            self.last_seq = seq
+        if kind == "chat":
+            text = d.get("text", "")
+            if not text.startswith(PREFIX):
+                return
+            _, sender, k, sent_ns = text.split("|")
+            key = (int(sender), int(k))
+            if key in self.seen:
+                self.dups += 1
+                return
+            self.seen.add(key)
+            sent_ns = int(sent_ns)
+            ms = (t - sent_ns) / 1e6
+            self.lat_all.append(ms)
+            if key[0] != self.idx:
+                self.lat_others.append(ms)
+            at = d.get("at")
+            if at is not None:
+                self.to_server.append(at - sent_ns / 1e6)
+                self.from_server.append(t / 1e6 - at)
+        elif kind == "error":
+            code = d.get("code", "?")
+            self.errors[code] = self.errors.get(code, 0) + 1
+
+
+class SansIOConn(asyncio.Protocol):
+    """A websocket client as an asyncio Protocol over `websockets`' sans-I/O ClientProtocol: every
+    frame in a read is handled in that callback, no task switch per frame (a light load generator)."""
+
+    def __init__(self, member: Member, deflate: bool):
+        from websockets.client import ClientProtocol
+        from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+        from websockets.uri import parse_uri
+
+        loop = asyncio.get_running_loop()
+        self.m = member
+        self.proto = ClientProtocol(parse_uri(member.url), max_size=2**20,
+                                    extensions=enable_client_permessage_deflate(None) if deflate else None)
+        self.opened, self.closed = loop.create_future(), loop.create_future()
+        self.parts: list[bytes] = []
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        for chunk in self.proto.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Response
+
+        t = time.time_ns()
+        self.proto.receive_data(data)
+        for event in self.proto.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self.parts):
+                    self.parts.append(event.data)
+                    if event.fin:
+                        text, self.parts = b"".join(self.parts).decode(), []
+                        self.m.handle(text, t)
+                elif event.opcode is Opcode.CLOSE and self.proto.close_rcvd is not None:
+                    if self.proto.close_rcvd.code != 1000:
+                        self.m.closed_early = str(self.proto.close_rcvd.code)
+            elif isinstance(event, Response) and not self.opened.done():
+                if self.proto.handshake_exc is not None:
+                    self.opened.set_exception(self.proto.handshake_exc)
+                else:
+                    self.m.deflate = "permessage-deflate" in event.headers.get("Sec-WebSocket-Extensions", "")
+                    self.opened.set_result(None)
+        self._flush()
+
+    def connection_lost(self, exc) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    async def send(self, text: str) -> None:
+        self.proto.send_text(text.encode())
+        self._flush()
+
+    async def close(self) -> None:
+        from websockets.protocol import State
+
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(1000)
+            self._flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), 5)
+        except asyncio.TimeoutError:
+            self.transport.close()
+
+
+async def open_sansio(m: Member, deflate: bool) -> None:
+    from websockets.uri import parse_uri
+
+    uri = parse_uri(m.url)
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(lambda: SansIOConn(m, deflate), uri.host, uri.port)
+    await asyncio.wait_for(conn.opened, 60)
+    m.conn = conn
+
+
+async def open_asyncio(m: Member, deflate: bool) -> asyncio.Task:
+    """The `websockets` asyncio client, a reader task per member."""
+    import websockets
+    from websockets.asyncio.client import connect
+
+    ws = await connect(m.url, max_size=2**20, open_timeout=60, ping_interval=None,
+                       compression="deflate" if deflate else None)
+    m.conn = ws
+    m.deflate = "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+
+    async def read():
+        try:
+            async for raw in ws:
+                m.handle(raw, time.time_ns())
+        except websockets.ConnectionClosed as e:
+            m.closed_early = f"{e.rcvd.code if e.rcvd else None}"
+
+    return asyncio.create_task(read())
+
+
+async def member_sender(m: Member, t0: float, rate: float, count: int, rng: random.Random) -> None:
+    interval = 1.0 / rate
+    phase = rng.uniform(0, interval)
+    for k in range(count):
+        due = t0 + phase + k * interval + rng.uniform(-0.1, 0.1) * interval
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await m.conn.send(json.dumps({"type": "chat", "text": f"{PREFIX}{m.idx}|{k}|{time.time_ns()}"}))
+        m.sent += 1
+
+
+async def client_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    rate, seconds, drain_s = spec["rate"], spec["seconds"], spec["drain_s"]
+    count = int(round(rate * seconds))
+    members = [Member(x["room"], x["idx"], x["url"]) for x in spec["members"]]
+    gate = asyncio.Semaphore(32)
+    readers = []
+
+    async def open_one(m: Member):
+        async with gate:
+            for attempt in range(5):
+                try:
+                    if spec["client"] == "sansio":
+                        await open_sansio(m, spec["deflate"])
+                    else:
+                        readers.append(await open_asyncio(m, spec["deflate"]))
+                    return
+                except Exception:  # noqa: BLE001 - a refused or slow handshake: try again
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(open_one(m) for m in members))
+    while any(m.last_seq is None for m in members):  # every welcome in
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    t0 = float(line.split()[1])
+    rng = random.Random(spec["seed"])
+    senders = [asyncio.create_task(member_sender(m, t0, rate, count, random.Random(rng.random()))) for m in members]
+    await asyncio.gather(*senders)
+    sent_done = time.time()
+    by_room: dict[str, list[Member]] = {}
+    for m in members:
+        by_room.setdefault(m.room, []).append(m)
+    expected = {r: sum(x.sent for x in ms) for r, ms in by_room.items()}
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline:
+        if all(len(m.seen) >= expected[m.room] for m in members):
+            break
+        await asyncio.sleep(0.05)
+    drained_s = time.time() - sent_done
+    await asyncio.gather(*(m.conn.close() for m in members), return_exceptions=True)
+    for r in readers:
+        r.cancel()
+    out = {
+        "members": len(members), "sent": sum(m.sent for m in members),
+        "expected": sum(expected[m.room] for m in members), "received": sum(len(m.seen) for m in members),
+        "dups": sum(m.dups for m in members), "out_of_order": sum(m.out_of_order for m in members),
+        "gap_seqs": sum(m.gap_seqs for m in members), "deflate": sum(m.deflate for m in members),
+        "closed_early": [m.closed_early for m in members if m.closed_early], "drain_s": round(drained_s, 2),
+        "errors": {}, "lat_all": [], "lat_others": [], "to_server": [], "from_server": [],
+    }
+    for m in members:
+        for k, v in m.errors.items():
+            out["errors"][k] = out["errors"].get(k, 0) + v
+        for key in ("lat_all", "lat_others", "to_server", "from_server"):
+            out[key].extend(getattr(m, key))
+    Path(spec["result"]).write_text(json.dumps(out))
+
+# ----------------------------------------------------------------------------------------------
+# the parent: servers, rooms, client processes, figures
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def proc_status(pid: int) -> dict:
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmHWM", "VmRSS")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0]) / 1024  # MiB
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of `pid` have waited, runnable, for a CPU (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine have been busy (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sampler(threading.Thread):
+    """Samples VmRSS of some processes every second; keeps the largest."""
+
+    def __init__(self, pids: dict[str, int]):
+        super().__init__(daemon=True)
+        self.pids, self.max_rss = pids, {k: 0.0 for k in pids}
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.wait(1.0):
+            self.sample()
+
+    def sample(self):
+        for k, pid in self.pids.items():
+            self.max_rss[k] = max(self.max_rss[k], proc_status(pid).get("VmRSS", 0.0))
+
+
+def start_server(port: int, env: dict, log_path: Path, profile: Path | None) -> subprocess.Popen:
+    cmd = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile is not None else [])
+    cmd += ["-m", "fitroom.cli", "serve", "--port", str(port)]
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc
+
+
+def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            httpx.get(url + "/api/v1/products", timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen | None, interrupt: bool = False) -> None:
+    """Stops a server: SIGTERM, or SIGINT for a profiled one (uvicorn re-raises the signal it caught
+    after shutting down; SIGINT's KeyboardInterrupt still lets cProfile write its file)."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT if interrupt else signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+async def make_rooms(urls: list[str], rooms: int, members: int) -> list[list[dict]]:
+    """`rooms` rooms; member i joins (and later connects) through urls[i * len(urls) // members]."""
+    import httpx
+
+    gate = asyncio.Semaphore(16)
+    clients = [httpx.AsyncClient(base_url=u, timeout=60) for u in urls]
+
+    def where(i: int) -> int:
+        return i * len(urls) // members
+
+    async def one(r: int) -> list[dict]:
+        async with gate:
+            resp = await clients[0].post("/api/v1/rooms", json={"display_name": f"host{r}", "name": f"bench {r}",
+                                                                 "max_members": max(members, 2)})
+            assert resp.status_code == 201, resp.text
+            doc = resp.json()
+            room_id, invite = doc["room_id"], doc["invite_token"]
+            out = [{"room": room_id, "idx": 0, "server": where(0), "token": doc["member_token"]}]
+            for i in range(1, members):
+                j = await clients[where(i)].post(f"/api/v1/rooms/{room_id}/join",
+                                                 json={"invite_token": invite, "display_name": f"m{r}-{i}"})
+                assert j.status_code == 200, j.text
+                out.append({"room": room_id, "idx": i, "server": where(i), "token": j.json()["member_token"]})
+            return out
+
+    try:
+        return list(await asyncio.gather(*(one(r) for r in range(rooms))))
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+def percentiles(values: list[float]) -> dict:
+    import numpy as np
+
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values, dtype=np.float64)
+    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "p99": round(float(np.percentile(a, 99)), 2), "max": round(float(a.max()), 2)}
+
+
+def run_mode(mode: str, args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"fitroom-bench-rooms-{mode}-"))
+    procs: dict[str, subprocess.Popen] = {}
+    redis_proc = None
+    try:
+        env = {**os.environ, "FITROOM_DATA_DIR": str(tmp / "data")}
+        env.pop("FITROOM_REDIS_URL", None)
+        env.pop("FITROOM_DATABASE_URL", None)
+        n_servers = 1
+        redis_url = None
+        if mode == "redis":
+            n_servers = 2
+            redis_url = args.redis_url
+            if not redis_url:
+                from tests.redis_server import RedisServer
+
+                redis_proc = RedisServer(tmp / "redis").start()
+                redis_url = redis_proc.url
+            env["FITROOM_REDIS_URL"] = redis_url
+        ports = [free_port() for _ in range(n_servers)]
+        for i, port in enumerate(ports):
+            prof = Path(args.profile_dir) / f"server-{mode}-{i}.prof" if args.profile_dir else None
+            procs[f"server{i}"] = start_server(port, env, tmp / f"server{i}.log", prof)
+            if i == 0:  # the first creates the database; the second opens it
+                wait_http(f"http://127.0.0.1:{port}", procs["server0"], tmp / "server0.log")
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        for i, u in enumerate(urls):
+            wait_http(u, procs[f"server{i}"], tmp / f"server{i}.log")
+        t = time.monotonic()
+        rooms = asyncio.run(make_rooms(urls, args.rooms, args.members))
+        create_s = time.monotonic() - t
+        # whole rooms per client process
+        n_clients = max(1, min(args.clients, args.rooms))
+        specs = [[] for _ in range(n_clients)]
+        for r, members in enumerate(rooms):
+            for m in members:
+                port = ports[m["server"]]
+                specs[r % n_clients].append({"room": m["room"], "idx": m["idx"],
+                                             "url": f"ws://127.0.0.1:{port}/api/v1/rooms/{m['room']}/ws?token={m['token']}"})
+        clients = []
+        for c, members in enumerate(specs):
+            spec = {"members": members, "rate": args.rate, "seconds": args.seconds, "drain_s": args.drain,
+                    "seed": args.seed * 1000 + c, "result": str(tmp / f"client{c}.json"),
+                    "deflate": not args.no_deflate, "client": args.client_impl}
+            (tmp / f"client{c}-spec.json").write_text(json.dumps(spec))
+            prof = ["-m", "cProfile", "-o", str(Path(args.profile_dir) / f"client-{mode}-{c}.prof")] if args.profile_dir else []
+            clients.append(subprocess.Popen([sys.executable, *prof, __file__, "--client", str(tmp / f"client{c}-spec.json")],
+                                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        t = time.monotonic()
+        for c in clients:
+            line = c.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"a client process did not get ready ({c.poll()}): {line!r}")
+        connect_s = time.monotonic() - t
+        watched = {k: p.pid for k, p in procs.items()}
+        if redis_proc is not None:
+            watched["redis"] = redis_proc.proc.pid
+        for i, c in enumerate(clients):
+            watched[f"client{i}"] = c.pid
+        if args.nice is not None:  # a shared machine: the bench's processes before others (root only)
+            for pid in watched.values():
+                os.setpriority(os.PRIO_PROCESS, pid, args.nice)
+        before = {k: proc_status(pid) for k, pid in watched.items()}
+        sampler = Sampler(watched)
+        sampler.sample()
+        sampler.start()
+        t0 = time.time() + 1.0
+        cpu0 = {k: cpu_seconds(pid) for k, pid in watched.items()}
+        wait0 = {k: runqueue_wait_seconds(pid) for k, pid in watched.items()}
+        machine0, load0 = machine_busy_seconds(), os.getloadavg()[0]
+        for c in clients:
+            c.stdin.write(f"go {t0}\n")
+            c.stdin.flush()
+        time.sleep(max(0.0, t0 + args.seconds - time.time()))
+        cpu1 = {k: cpu_seconds(pid) for k, pid in watched.items()}
+        wait1 = {k: runqueue_wait_seconds(pid) for k, pid in watched.items()}
+        machine1 = machine_busy_seconds()
+        for c in clients:
+            c.wait(args.seconds + args.drain + 120)
+        sampler.stop_flag.set()
+        sampler.join()
+        after = {k: proc_status(pid) for k, pid in watched.items()}
+        results = [json.loads((tmp / f"client{c}.json").read_text()) for c in range(n_clients)]
+        merged = {k: sum(r[k] for r in results) for k in ("members", "sent", "expected", "received", "dups",
+                                                           "out_of_order", "gap_seqs", "deflate")}
+        errors: dict[str, int] = {}
+        for r in results:
+            for k, v in r["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        lat = {key: percentiles([x for r in results for x in r[key]])
+               for key in ("lat_all", "lat_others", "to_server", "from_server")}
+        out = {
+            "mode": mode,
+            "servers": n_servers,
+            "rooms": args.rooms, "members_per_room": args.members, "rate_per_member": args.rate,
+            "seconds": args.seconds, "client_processes": n_clients,
+            "messages_sent": merged["sent"], "deliveries_expected": merged["expected"],
+            "deliveries_received": merged["received"], "lost": merged["expected"] - merged["received"],
+            "duplicates": merged["dups"], "out_of_order": merged["out_of_order"], "seq_gaps": merged["gap_seqs"],
+            "errors": errors, "closed_early": [x for r in results for x in r["closed_early"]],
+            "deflate_connections": merged["deflate"],
+            "latency_ms": lat["lat_all"], "latency_ms_others_only": lat["lat_others"],
+            "to_server_ms": lat["to_server"], "from_server_ms": lat["from_server"],
+            "drain_s": max(r["drain_s"] for r in results),
+            "setup_s": {"create_rooms": round(create_s, 2), "connect": round(connect_s, 2)},
+            "memory_mib": {k: {"rss_before_load": round(before[k].get("VmRSS", 0), 1),
+                               "rss_max": round(sampler.max_rss[k], 1),
+                               "rss_end": round(after[k].get("VmRSS", 0), 1),
+                               "hwm": round(after[k].get("VmHWM", 0), 1)} for k in watched
+                           if not k.startswith("client")},
+            "cpu_cores_busy_during_load": {k: round((cpu1[k] - cpu0[k]) / args.seconds, 2) for k in watched},
+            # time spent runnable but waiting for a CPU, per second (all threads): CPU starvation
+            "runqueue_wait_s_per_s": {k: round((wait1[k] - wait0[k]) / args.seconds, 3) for k in watched},
+            # the whole machine, and what processes other than this bench's took of it (a shared machine)
+            "machine_cpu_cores_busy": round((machine1 - machine0) / args.seconds, 2),
+            "other_processes_cpu_cores": round((machine1 - machine0 - sum(cpu1[k] - cpu0[k] for k in watched)) / args.seconds, 2),
+            "load_average_1min_at_start": round(load0, 2),
+        }
+        target = TARGETS[mode]
+        out["targets"] = target
+        out["met"] = {"p99": out["latency_ms"].get("p99", 1e9) <= target["p99_ms"], "lost": out["lost"] <= target["lost"]}
+        return out
+    finally:
+        for p in procs.values():
+            stop(p, interrupt=bool(args.profile_dir))
+        if redis_proc is not None:
+            redis_proc.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}", file=sys.stderr)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--client", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=("inprocess", "redis", "both"), default="both")
+    ap.add_argument("--rooms", type=int, default=100)
+    ap.add_argument("--members", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=2.0, help="messages per second per member")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--drain", type=float, default=15.0, help="the longest wait for the tail after the last send")
+    ap.add_argument("--clients", type=int, default=2, help="client processes")
+    ap.add_argument("--no-deflate", action="store_true", help="clients do not offer permessage-deflate")
+    ap.add_argument("--client-impl", choices=("sansio", "asyncio"), default="sansio",
+                    help="websockets' sans-I/O protocol on asyncio transports (light), or its asyncio client")
+    ap.add_argument("--redis-url", help="use this Redis instead of starting a private redis-server")
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--nice", type=int, help="scheduling priority of the servers, redis and clients (e.g. -5; "
+                    "negative needs root): on a machine shared with other work")
+    ap.add_argument("--smoke", action="store_true", help="4 rooms x 4 members x 3 s, both modes")
+    ap.add_argument("--profile-dir", help="run the servers and clients under cProfile, writing server-MODE-N.prof "
+                    "and client-MODE-N.prof here")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (server logs)")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.client:
+        asyncio.run(client_main(args.client))
+        return 0
+    if args.smoke:
+        args.rooms, args.members, args.seconds, args.drain = 4, 4, 3.0, 10.0
+    if args.profile_dir:
+        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+    modes = ("inprocess", "redis") if args.mode == "both" else (args.mode,)
+    result = {"benchmark": "shared rooms: chat delivery over websockets on loopback", "cpu": _cpu_name(),
+              "cores": os.cpu_count(), "python": sys.version.split()[0],
+              "echo_counted": True, "smoke": args.smoke, "deflate_offered": not args.no_deflate,
+              "client_impl": args.client_impl, "nice": args.nice}
+    for mode in modes:
+        result[mode] = run_mode(mode, args)
+        print(json.dumps({mode: result[mode]}), flush=True)
+    print(json.dumps(result, indent=1))
+    default = "rooms-smoke.json" if args.smoke else ("rooms.json" if len(modes) == 2 else f"rooms-{modes[0]}.json")
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    ok = all(result[m]["met"]["p99"] and result[m]["met"]["lost"] for m in modes)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
