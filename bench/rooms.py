@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -385,7 +386,8 @@ def start_server(port: int, env: dict, log_path: Path, profile: Path | None) -> 
     cmd = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile is not None else [])
     cmd += ["-m", "fitroom.cli", "serve", "--port", str(port)]
     log = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONPATH": path}, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return proc
 
@@ -627,7 +629,10 @@ def main() -> int:
     result = {"benchmark": "shared rooms: chat delivery over websockets on loopback", "cpu": _cpu_name(),
               "cores": os.cpu_count(), "python": sys.version.split()[0],
               "echo_counted": True, "smoke": args.smoke, "deflate_offered": not args.no_deflate,
-              "client_impl": args.client_impl, "nice": args.nice}
+              "client_impl": args.client_impl, "nice": args.nice,
+              # what the servers' uvicorn and redis-py pick up when importable (neither is a dependency)
+              "uvloop": importlib.util.find_spec("uvloop") is not None,
+              "hiredis": importlib.util.find_spec("hiredis") is not None}
     for mode in modes:
         result[mode] = run_mode(mode, args)
         print(json.dumps({mode: result[mode]}), flush=True)

@@ -90,8 +90,8 @@ SNAPSHOT_EVERY = 200    # events between two stored snapshots of a room ...
 SNAPSHOT_EVERY_S = 5.0  # ... or seconds
 IDLE_UNLOAD_S = 300.0   # a room unused this long is dropped from memory
 STORE_RETRIES = 5       # failed writes of a batch before it is given up (logged)
-JOIN_WAIT_S = 10.0
-LAG_WARN_S = 0.25       # a write-behind tick this late is logged (the event loop was blocked)      # how long a join waits for its own `joined` event to come back from the broker
+JOIN_WAIT_S = 10.0      # how long a join waits for its own `joined` event to come back from the broker
+LAG_WARN_S = 0.25       # a write-behind tick this late is logged (the event loop was blocked)
 CLOSE_SLOW = (1013, "too_slow")
 CLOSE_RESTART = (1012, "restart")
 
