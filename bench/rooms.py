@@ -68,6 +68,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.local_server import free_port  # noqa: E402 (after the path)
 
 TARGETS = {"inprocess": {"p99_ms": 50, "lost": 0}, "redis": {"p99_ms": 100, "lost": 0}}
 PREFIX = "b|"  # the bench's chat texts: b|<member>|<k>|<send time ns>
@@ -498,14 +499,6 @@ def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sampler(threading.Thread):

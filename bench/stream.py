@@ -181,7 +181,8 @@ def pipeline(args, frames: int = 60) -> dict:
 async def run_server_phases(args, per_peer: bool) -> dict:
     import httpx
 
-    from tests.streaming.tryon_fixtures import free_port, wait_status
+    from tests.local_server import free_port
+    from tests.streaming.tryon_fixtures import wait_status
 
     port = free_port()
     env = {**os.environ, "FITROOM_STREAM_WIDTH": str(args.width), "FITROOM_STREAM_HEIGHT": str(args.height),

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tests.local_server import free_port  # noqa: E402 (after the path)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -99,12 +99,6 @@ def measure_latency(url: str, seconds: float = 20.0, garment: str = "tshirt", si
             "seconds": seconds, "time_to_video_s": round(ready_s, 2)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(tmp: Path, env_extra: dict) -> tuple[subprocess.Popen, str]:
     """A uvicorn server of the app on a free port with a data directory in `tmp`."""
     import httpx
@@ -117,7 +111,7 @@ def start_server(tmp: Path, env_extra: dict) -> tuple[subprocess.Popen, str]:
     (data / "body_model.npz").symlink_to(real / "body_model.npz")
     if (real / "reference_bodies").is_dir():
         shutil.copytree(real / "reference_bodies", data / "reference_bodies")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FITROOM_DATA_DIR": str(data), **env_extra}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "streaming.api_app:create_app",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],

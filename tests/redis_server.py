@@ -21,11 +21,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.local_server import free_port
 
 
 def _ping(port: int) -> bool:
@@ -41,7 +37,7 @@ class RedisServer:
     """A `redis-server` child process on 127.0.0.1:`port` with its files in `folder`."""
 
     def __init__(self, folder: Path, port: int | None = None):
-        self.folder, self.port = Path(folder), port or _free_port()
+        self.folder, self.port = Path(folder), port or free_port()
         self.proc: subprocess.Popen | None = None
 
     @property

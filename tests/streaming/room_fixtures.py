@@ -3,7 +3,7 @@
     from tests.streaming.room_fixtures import room_server, Client, new_room, run
 
 `room_server` (module scope) serves `create_app(Settings(...))` over a temporary data directory in a
-uvicorn thread, with a short grace period; `serve_rooms(settings)` starts another. `Client` is a
+uvicorn thread, with a short grace period; `serve_app(settings)` starts another. `Client` is a
 member's socket (the `websockets` library, as a browser would speak it). Tests are plain functions
 that `run(coro)` their async body on a fresh event loop.
 """
@@ -14,10 +14,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,15 +23,11 @@ import httpx
 import pytest
 
 from fitroom.settings import Settings
+from tests.local_server import Served, free_port, serve_app
+from tests.streaming.tryon_fixtures import STREAM
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 1.5  # the test server's FITROOM_ROOM_GRACE_S
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(coro, timeout: float = 30.0):
@@ -41,52 +35,15 @@ def run(coro, timeout: float = 30.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-class Served:
-    """A running app: `url` (http), `ws` (ws://), `app` (its state holds the hubs)."""
-
-    def __init__(self, app, url: str):
-        self.app, self.url = app, url
-        self.ws = "ws" + url[len("http"):]
-
-    @property
-    def rooms(self):
-        return self.app.state.rooms
-
-
-def serve_rooms(settings: Settings):
-    """Starts `create_app(settings)` in a uvicorn thread; returns (Served, stop())."""
-    import uvicorn
-
-    from streaming.api_app import create_app
-
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-
-    def stop():
-        server.should_exit = True
-        thread.join(20)
-
-    return Served(app, f"http://127.0.0.1:{port}"), stop
-
-
 def room_settings(data_dir: Path, **overrides) -> Settings:
-    values = dict(data_dir=data_dir, room_grace_s=GRACE_S, stream_width=320, stream_height=240, stream_fps=15,
-                  stream_bitrate=600_000)
+    values = dict(data_dir=data_dir, room_grace_s=GRACE_S, **STREAM)
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture(scope="module")
 def room_server(tmp_path_factory):
-    served, stop = serve_rooms(room_settings(tmp_path_factory.mktemp("rooms") / "data"))
+    served, stop = serve_app(room_settings(tmp_path_factory.mktemp("rooms") / "data"))
     yield served
     stop()
 

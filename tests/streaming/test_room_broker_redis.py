@@ -390,10 +390,10 @@ def test_a_restarted_redis_server_is_reconnected_with_backoff(private_redis):
 
 def test_start_fails_plainly_without_a_server():
     from fitroom.errors import FitroomError
-    from tests.redis_server import _free_port
+    from tests.local_server import free_port
 
     async def scenario():
-        await RedisBroker(f"redis://:secret@127.0.0.1:{_free_port()}/0").start()
+        await RedisBroker(f"redis://:secret@127.0.0.1:{free_port()}/0").start()
 
     with pytest.raises(FitroomError) as e:
         asyncio.run(scenario())

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.redis_server import _free_port
+from tests.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = "FITROOM_TEST_POSTGRES_URL"
@@ -79,7 +79,7 @@ def two_servers(tmp_path_factory, redis_url, database_url):
     procs, urls = [], []
     try:
         for i in range(2):
-            port, log = _free_port(), folder / f"server{i}.log"
+            port, log = free_port(), folder / f"server{i}.log"
             procs.append(_start(port, env, log))
             urls.append(f"http://127.0.0.1:{port}")
             _wait_up(urls[-1], procs[-1], log)  # the first makes the database before the second opens it

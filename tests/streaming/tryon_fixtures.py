@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 
 import httpx
@@ -16,56 +14,15 @@ import numpy as np
 import pytest
 
 from fitroom.settings import Settings
+from tests.local_server import serve_app
 
 STREAM = {"stream_width": 320, "stream_height": 240, "stream_fps": 15, "stream_bitrate": 600_000}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """A running app: `url`, `app` (its state holds the try-on hub)."""
-
-    def __init__(self, app, url):
-        self.app, self.url = app, url
-
-    @property
-    def hub(self):
-        return self.app.state.tryon
-
-
-def serve(settings, body_model):
-    """Starts the app in a uvicorn thread; returns (Served, stop())."""
-    import uvicorn
-
-    from streaming.api_app import create_app
-
-    app = create_app(settings)
-    app.state.tryon.registry.model = body_model  # the session-wide model: no second load
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-
-    def stop():
-        server.should_exit = True
-        thread.join(20)
-
-    return Served(app, f"http://127.0.0.1:{port}"), stop
 
 
 @pytest.fixture(scope="module")
 def tryon_server(tmp_path_factory, body_model_cpu):
     settings = Settings(data_dir=tmp_path_factory.mktemp("tryon") / "data", **STREAM)
-    served, stop = serve(settings, body_model_cpu)
+    served, stop = serve_app(settings, body_model_cpu)
     yield served
     stop()
 

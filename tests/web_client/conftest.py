@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -26,12 +27,6 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 STREAM = {"FITROOM_STREAM_WIDTH": "640", "FITROOM_STREAM_HEIGHT": "360"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _data_dir(tmp: Path) -> Path:
@@ -57,7 +52,7 @@ def start_server(tmp: Path, env: dict | None = None):
     """(base URL, process, log path) of a uvicorn server of `streaming.api_app:create_app`, started."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     full_env = {**os.environ, "FITROOM_DATA_DIR": str(_data_dir(tmp)), "FITROOM_DEVICE": "cpu", **STREAM, **(env or {})}
     log_path = tmp / "server.log"
     log = open(log_path, "w")
