@@ -21,10 +21,9 @@ The servers run as subprocesses with a temporary FITROOM_DATA_DIR. The websocket
 `--clients` separate processes (2 by default), each holding whole rooms, so the load generator does
 not starve the servers' event loop of a small machine; they share the CPU with the servers all the
 same, so the client is light: a minimal RFC 6455 client on an asyncio Protocol that parses the
-server's frames (permessage-deflate included) in the read callback, about half the user CPU per
-frame of `websockets`' sans-I/O ClientProtocol (`--client-impl sansio`) and a third of its asyncio
-client (`--client-impl asyncio`). All three offer permessage-deflate as browsers do (`--no-deflate`:
-not); `deflate_connections` says how many sockets the server agreed it on.
+server's frames (permessage-deflate included) in the read callback, about a third of the user CPU
+per frame of `websockets`' asyncio client (`--client-impl asyncio`; about half that of its sans-I/O
+protocol, measured and dropped). Both offer permessage-deflate as browsers do (`--no-deflate`: not); `deflate_connections` says how many sockets the server agreed it on.
 
 The result names the machine's CPU and cores and says how busy the machine was: the CPU each
 process of the bench used, the time each spent runnable but waiting for a CPU
@@ -83,7 +82,7 @@ class Member:
 
     def __init__(self, room: str, idx: int, url: str):
         self.room, self.idx, self.url = room, idx, url
-        self.conn = None  # SansIOConn or a websockets asyncio connection
+        self.conn = None  # RawConn or a websockets asyncio connection
         self.last_seq = None
         self.seen: set[tuple[int, int]] = set()
         self.lat_all: list[float] = []  # ms
@@ -267,91 +266,6 @@ async def open_raw(m: Member, deflate: bool) -> None:
     m.conn = conn
 
 
-class SansIOConn(asyncio.Protocol):
-    """A websocket client as an asyncio Protocol over `websockets`' sans-I/O ClientProtocol: every
-    frame in a read is handled in that callback, no task switch per frame (a light load generator)."""
-
-    def __init__(self, member: Member, deflate: bool):
-        from websockets.client import ClientProtocol
-        from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-        from websockets.uri import parse_uri
-
-        loop = asyncio.get_running_loop()
-        self.m = member
-        self.proto = ClientProtocol(parse_uri(member.url), max_size=2**20,
-                                    extensions=enable_client_permessage_deflate(None) if deflate else None)
-        self.opened, self.closed = loop.create_future(), loop.create_future()
-        self.parts: list[bytes] = []
-        self.transport = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.proto.send_request(self.proto.connect())
-        self._flush()
-
-    def _flush(self) -> None:
-        for chunk in self.proto.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            elif self.transport.can_write_eof():
-                self.transport.write_eof()
-
-    def data_received(self, data: bytes) -> None:
-        from websockets.frames import Frame, Opcode
-        from websockets.http11 import Response
-
-        t = time.time_ns()
-        self.proto.receive_data(data)
-        for event in self.proto.events_received():
-            if isinstance(event, Frame):
-                if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self.parts):
-                    self.parts.append(event.data)
-                    if event.fin:
-                        text, self.parts = b"".join(self.parts).decode(), []
-                        self.m.handle(text, t)
-                elif event.opcode is Opcode.CLOSE and self.proto.close_rcvd is not None:
-                    if self.proto.close_rcvd.code != 1000:
-                        self.m.closed_early = str(self.proto.close_rcvd.code)
-            elif isinstance(event, Response) and not self.opened.done():
-                if self.proto.handshake_exc is not None:
-                    self.opened.set_exception(self.proto.handshake_exc)
-                else:
-                    self.m.deflate = "permessage-deflate" in event.headers.get("Sec-WebSocket-Extensions", "")
-                    self.opened.set_result(None)
-        self._flush()
-
-    def connection_lost(self, exc) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    async def send(self, text: str) -> None:
-        self.proto.send_text(text.encode())
-        self._flush()
-
-    async def close(self) -> None:
-        from websockets.protocol import State
-
-        if self.proto.state is State.OPEN:
-            self.proto.send_close(1000)
-            self._flush()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.closed), 5)
-        except asyncio.TimeoutError:
-            self.transport.close()
-
-
-async def open_sansio(m: Member, deflate: bool) -> None:
-    from websockets.uri import parse_uri
-
-    uri = parse_uri(m.url)
-    loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(lambda: SansIOConn(m, deflate), uri.host, uri.port)
-    await asyncio.wait_for(conn.opened, 60)
-    m.conn = conn
-
-
 async def open_asyncio(m: Member, deflate: bool) -> asyncio.Task:
     """The `websockets` asyncio client, a reader task per member."""
     import websockets
@@ -398,8 +312,6 @@ async def client_main(spec_path: str) -> None:
                 try:
                     if spec["client"] == "raw":
                         await open_raw(m, spec["deflate"])
-                    elif spec["client"] == "sansio":
-                        await open_sansio(m, spec["deflate"])
                     else:
                         readers.append(await open_asyncio(m, spec["deflate"]))
                     return
@@ -745,9 +657,9 @@ def main() -> int:
     ap.add_argument("--drain", type=float, default=15.0, help="the longest wait for the tail after the last send")
     ap.add_argument("--clients", type=int, default=2, help="client processes")
     ap.add_argument("--no-deflate", action="store_true", help="clients do not offer permessage-deflate")
-    ap.add_argument("--client-impl", choices=("raw", "sansio", "asyncio"), default="raw",
-                    help="a minimal websocket client parsing frames in the read callback (lightest), websockets' "
-                    "sans-I/O protocol on asyncio transports, or websockets' asyncio client")
+    ap.add_argument("--client-impl", choices=("raw", "asyncio"), default="raw",
+                    help="a minimal websocket client parsing frames in the read callback (light), or websockets' "
+                    "asyncio client")
     ap.add_argument("--redis-url", help="use this Redis instead of starting a private redis-server")
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--nice", type=int, help="scheduling priority of the servers, redis and clients (e.g. -5; "
