@@ -25,6 +25,7 @@ from assets.catalog_db import open_catalog
 from fitroom.errors import FitroomError
 from fitroom.settings import Settings, get_settings
 from streaming.api_schemas import too_large_detail
+from streaming.room_protocol import HTTP_STATUS
 from streaming.asset_jobs import JobRunner, fail_interrupted
 
 STATUS = {
@@ -35,9 +36,7 @@ STATUS = {
     "no_session": 404, "no_avatar": 404, "not_ready": 409, "session_failed": 409, "too_many_sessions": 503,
     "too_large": 413, "image_too_large": 413, "too_many_avatars": 503,
     "unsupported_media_type": 415, "not_an_image": 415,
-    # shared rooms (docs/rooms.md)
-    "no_room": 404, "no_stage": 404, "bad_invite": 403, "not_your_session": 403, "invite_expired": 410,
-    "room_ended": 410, "room_locked": 423, "room_full": 409, "bad_token": 401,
+    **HTTP_STATUS,  # shared rooms (docs/rooms.md)
 }
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                415: "unsupported_media_type"}
