@@ -109,11 +109,13 @@ def parse_message(raw) -> ControlMessage:
 
 
 class TokenBucket:
-    """`rate` tokens a second, at most `burst` saved up."""
+    """`rate` tokens a second, at most `burst` saved up; `refused` counts refusals in a row."""
+
+    __slots__ = ("rate", "burst", "clock", "tokens", "last", "refused")
 
     def __init__(self, rate: float, burst: int, clock=time.monotonic):
         self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens, self.last = float(burst), clock()
+        self.tokens, self.last, self.refused = float(burst), clock(), 0
 
     def take(self) -> bool:
         now = self.clock()
@@ -121,7 +123,9 @@ class TokenBucket:
         self.last = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
+            self.refused = 0
             return True
+        self.refused += 1
         return False
 
 

@@ -71,6 +71,7 @@ from typing import Any
 
 from fitroom.errors import FitroomError
 from streaming import room_store as store
+from streaming.control_channel import TokenBucket
 from streaming.room_broker import Broker, make_broker
 from streaming.room_protocol import CLOSE, EPHEMERAL, RoomCreate, RoomProtocolError, parse_client_message
 from streaming.room_state import (
@@ -113,25 +114,6 @@ def new_id() -> str:
 
 def _close_for(reason: str) -> tuple[int, str]:
     return CLOSE[reason], reason
-
-
-class Bucket:
-    """A member's token bucket: `rate` messages/s, `burst` at most; `refused` counts refusals in a row."""
-
-    __slots__ = ("rate", "burst", "tokens", "last", "refused")
-
-    def __init__(self, rate: float, burst: int, now: float):
-        self.rate, self.burst, self.tokens, self.last, self.refused = rate, burst, float(burst), now, 0
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            self.refused = 0
-            return True
-        self.refused += 1
-        return False
 
 
 class Conn:
@@ -224,7 +206,7 @@ class LiveRoom:
         self.hub, self.id, self.row, self.state = hub, row.id, row, state
         self.conns: dict[str, Conn] = {}
         self.log: collections.deque[tuple[int, str]] = collections.deque(maxlen=MEMORY_LOG)
-        self.buckets: dict[str, Bucket] = {}
+        self.buckets: dict[str, TokenBucket] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.pending: list[dict] = []  # events published here, not yet stored
         self.failures = 0
@@ -684,7 +666,7 @@ class RoomHub:
             old.close(*_close_for("replaced"))
         room.conns[member_id] = conn
         self._cancel_grace(room, member_id)
-        room.buckets.setdefault(member_id, Bucket(self.settings.room_rate, self.settings.room_burst, time.monotonic()))
+        room.buckets.setdefault(member_id, TokenBucket(self.settings.room_rate, self.settings.room_burst))
         seq = state.seq
         resumed = since is not None and seq - since <= REPLAY_MAX
         conn.push(dumps({"type": "welcome", "member_id": member_id, "seq": seq, "room": view(state),
@@ -753,7 +735,7 @@ class RoomHub:
     async def on_message(self, room: LiveRoom, conn: Conn, raw: str | bytes) -> None:
         member_id = conn.member_id
         bucket = room.buckets.get(member_id)
-        if bucket is not None and not bucket.take(time.monotonic()):
+        if bucket is not None and not bucket.take():
             if bucket.refused >= FLOOD_CLOSE:
                 conn.close(*_close_for("flooding"))
             else:
