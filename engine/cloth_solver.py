@@ -121,16 +121,14 @@ class LinearSystem:
 
 
 def membrane_terms(model: ClothModel, x, slack: float = 0.0):
-    """The local step: per-triangle projected deformation columns, weighted, and what the
-    membrane energy needs besides them.
+    """The local step: per-triangle projected deformation columns, weighted, and the stretch
+    geometry the Newton step needs.
 
-    Returns (warp target (F, 3), weft target (F, 3), stretch (warp, weft), energy constant). The
-    targets are already multiplied by their weights, i.e. w_stretch p + w_shear q for each column;
-    p is the column scaled to a length in [1 - slack, 1] (unstretched; `slack` of compression is
-    free), q the pair of columns turned symmetrically to a right angle (no shear), lengths kept.
-    stretch: per column (unit direction (F, 3), length (F, 1), target length (F, 1)).
-    energy constant: sum of w |p|^2 / 2 over columns (J), so that the membrane energy is
-    sum w |f|^2 / 2 - f . target + constant.
+    Returns (warp target (F, 3), weft target (F, 3), stretch (warp, weft)). The targets are already
+    multiplied by their weights, i.e. w_stretch p + w_shear q for each column; p is the column
+    scaled to a length in [1 - slack, 1] (unstretched; `slack` of compression is free), q the pair
+    of columns turned symmetrically to a right angle (no shear), lengths kept. stretch: per column
+    (unit direction (F, 3), length (F, 1), target length (F, 1)).
     """
     xp = model.xp
     fu, fv = deformation_columns(model, x)
@@ -144,14 +142,12 @@ def membrane_terms(model: ClothModel, x, slack: float = 0.0):
     pu, pv = xp.clip(lu, 1.0 - slack, 1.0), xp.clip(lv, 1.0 - slack, 1.0)
     tu = model.stretch_warp[:, None] * pu * a + model.shear[:, None] * (lu * r) * (s + d)
     tv = model.stretch_weft[:, None] * pv * b + model.shear[:, None] * (lv * r) * (s - d)
-    constant = 0.5 * float((model.stretch_warp * pu[:, 0] ** 2 + model.stretch_weft * pv[:, 0] ** 2
-                            + model.shear * (lu[:, 0] ** 2 + lv[:, 0] ** 2)).sum())
-    return tu, tv, ((a, lu, pu), (b, lv, pv)), constant
+    return tu, tv, ((a, lu, pu), (b, lv, pv))
 
 
 def membrane_targets(model: ClothModel, x, slack: float = 0.0):
     """The weighted targets (warp (F, 3), weft (F, 3)) of `membrane_terms`."""
-    tu, tv, _, _ = membrane_terms(model, x, slack)
+    tu, tv, _ = membrane_terms(model, x, slack)
     return tu, tv
 
 
@@ -318,8 +314,13 @@ class ClothSolver:
             return self.matrix_device @ v + hold * v
 
         def energy(x):
-            tu, tv, stretch, constant = membrane_terms(model, x, slack)
+            tu, tv, stretch = membrane_terms(model, x, slack)
             ax, rhs = a_times(x), rhs_base + self._spread @ xp.concatenate([tu, tv])
+            # The membrane energy is sum w |f|^2 / 2 - f . target + sum w |p|^2 / 2 over columns
+            # (|q| = |f| for shear): the first two terms are in x.Ax / 2 - x.rhs.
+            (_, lu, pu), (_, lv, pv) = stretch
+            constant = 0.5 * float((model.stretch_warp * pu[:, 0] ** 2 + model.stretch_weft * pv[:, 0] ** 2
+                                    + model.shear * (lu[:, 0] ** 2 + lv[:, 0] ** 2)).sum())
             return 0.5 * float((x * ax).sum()) - float((x * rhs).sum()) + constant, ax - rhs, stretch
 
         e, grad, stretch = energy(x)
