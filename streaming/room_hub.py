@@ -592,7 +592,7 @@ class RoomHub:
 
     async def snapshot(self, room_id: str, token: str | None) -> dict:
         room, member_id = await self.member(room_id, token)
-        return {"room_id": room.id, "member_id": member_id, "seq": room.state.seq, "room": view(room.state)}
+        return {"room_id": room.id, "member_id": member_id, "seq": room.state.seq, "room": view(room.state, member_id)}
 
     async def stage_session(self, room_id: str, token: str | None):
         """The try-on session of whoever is on stage (FitroomError no_stage when nobody is)."""
@@ -669,7 +669,7 @@ class RoomHub:
         room.buckets.setdefault(member_id, TokenBucket(self.settings.room_rate, self.settings.room_burst))
         seq = state.seq
         resumed = since is not None and seq - since <= REPLAY_MAX
-        conn.push(dumps({"type": "welcome", "member_id": member_id, "seq": seq, "room": view(state),
+        conn.push(dumps({"type": "welcome", "member_id": member_id, "seq": seq, "room": view(state, member_id),
                          "resumed": resumed}))
         if resumed and since < seq:
             frames = room.memory_replay(since, seq)

@@ -442,10 +442,11 @@ assert not EPHEMERAL & _APPLY.keys()
 # ---- what members see, what is stored -------------------------------------------------------------
 
 
-def view(state: RoomState) -> dict:
-    """The room as members see it (JSON-able, a copy): never a stage session.
+def view(state: RoomState, member_id: str | None = None) -> dict:
+    """The room as `member_id` sees it (JSON-able, a copy): never a stage session.
 
-    `votes` maps each look's seq, as a string (JSON object keys are strings), to its tally.
+    `votes` maps each look's seq, as a string (JSON object keys are strings), to its tally, with
+    `mine` (+1, -1 or 0) when a member is given: who voted what is not shown, one's own vote is.
     A member's `chat_muted` is their own mute; `chat_muted_all` mutes everyone but the host.
     """
     return {
@@ -455,7 +456,8 @@ def view(state: RoomState) -> dict:
                      "trying": dict(m.trying) if m.trying is not None else None, "trying_seq": m.trying_seq,
                      "on_stage": m.on_stage} for m in state.members.values()],
         "cart": [dict(item) for item in state.cart.values()],
-        "votes": {str(look): tally(state, look) for look in sorted(state.votes)},
+        "votes": {str(look): tally(state, look) | ({"mine": state.votes[look].get(member_id, 0)} if member_id else {})
+                  for look in sorted(state.votes)},
         "stage": state.stage,
         "seq": state.seq,
     }

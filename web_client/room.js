@@ -30,8 +30,8 @@ const WELCOME_WAIT_MS = 10_000;
 const BACKOFF_MS = [300, 1000, 2000, 4000, 8000, 15000];
 const QUEUE_MAX = 50; // messages kept while reconnecting (ephemeral ones are dropped)
 const HISTORY_KEEP = 300; // events kept for the chat log (and across a reload)
-// The sequenced events kept (chat log lines, and votes: the view has only each look's tally, so a
-// member's own vote after a reload, and a leaver's votes, come from here).
+// The sequenced events kept (chat log lines, and votes: the view has each look's tally and my own
+// vote only, so the other members' votes, needed to withdraw a leaver's, come from here).
 const HISTORY_TYPES = new Set(['chat', 'joined', 'left', 'host', 'locked', 'chat_muted', 'ended', 'stage',
   'cart_added', 'cart_removed', 'vote']);
 
@@ -55,8 +55,8 @@ function tallyOf(votes) {
   return { up, down };
 }
 
-/** The server's `view` (members and cart as lists or objects) -> the local room. */
-export function fromView(v) {
+/** The server's `view` (members and cart as lists or objects) -> the local room; `me`: my member id. */
+export function fromView(v, me = null) {
   const r = emptyRoom();
   r.id = v.id ?? v.room_id ?? null;
   r.name = v.name || '';
@@ -74,7 +74,11 @@ export function fromView(v) {
   for (const it of entries(v.cart, 'item_id')) r.cart.set(it.item_id, it);
   for (const [look, votes] of Object.entries(v.votes || {})) {
     const seq = Number(look);
-    if (votes && typeof votes.up === 'number') { r.tallies.set(seq, { up: votes.up, down: votes.down || 0 }); continue; }
+    if (votes && typeof votes.up === 'number') {
+      r.tallies.set(seq, { up: votes.up, down: votes.down || 0 });
+      if (me !== null && votes.mine) r.votes.set(seq, new Map([[me, votes.mine]]));
+      continue;
+    }
     const m = new Map(Object.entries(votes || {}).filter(([, x]) => x));
     r.votes.set(seq, m);
     r.tallies.set(seq, tallyOf(m));
@@ -210,7 +214,7 @@ export class RoomClient extends EventTarget {
     this.roomId = roomId;
     this.token = token;
     this.memberId = memberId;
-    this.room = room ? fromView(room) : emptyRoom();
+    this.room = room ? fromView(room, memberId) : emptyRoom();
     this.seq = since ?? 0; // the last sequenced event seen (history)
     this.viewSeq = since ?? 0; // the seq that `room` is at
     this.resumeFrom = since; // the first connect's `since` (null: a fresh member)
@@ -299,7 +303,7 @@ export class RoomClient extends EventTarget {
   _onWelcome(msg) {
     this._clear('welcome');
     this.memberId = msg.member_id || this.memberId;
-    this.room = fromView(msg.room || {});
+    this.room = fromView(msg.room || {}, this.memberId);
     if (!this.room.id) this.room.id = this.roomId;
     for (const m of this.room.members.values()) this.names.set(m.id, m.name);
     this.viewSeq = msg.seq;

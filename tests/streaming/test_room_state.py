@@ -89,6 +89,8 @@ def test_scripted_room(room):
     assert room.do("bo", {"type": "vote", "look": 4, "value": 1})["tally"] == {"up": 2, "down": 1}
     assert room.do("cy", {"type": "vote", "look": 4, "value": 0})["tally"] == {"up": 2, "down": 0}
     assert s.votes == {4: {"ann": 1, "bo": 1}} and view(s)["votes"] == {"4": {"up": 2, "down": 0}}
+    # each member sees their own vote, nobody else's
+    assert [view(s, m)["votes"]["4"]["mine"] for m in ("ann", "bo", "cy")] == [1, 1, 0]
     assert room.refused("ann", {"type": "vote", "look": 3, "value": 1}).code == "no_such_look"  # a join, not a look
 
     # a new look drops the votes on the previous one

@@ -117,7 +117,7 @@ def test_three_members_chat_react_try_vote_and_share_a_cart(room_server):
             doc = (await http.get(f"/api/v1/rooms/{room['room_id']}", params={"token": room["member_token"]})).json()
             assert doc["seq"] == last
             v = doc["room"]
-            assert v["cart"] == [kept] and v["votes"] == {str(look): {"up": 0, "down": 1}}
+            assert v["cart"] == [kept] and v["votes"] == {str(look): {"up": 0, "down": 1, "mine": 0}}
             assert [m["trying_seq"] for m in v["members"]] == [None, look, None]
             assert all(m["online"] for m in v["members"])
             for c in (ann, bo, cy):

@@ -49,6 +49,20 @@ VIEW = """({ id: 'r1', name: '', host: 'a', locked: false, chat_muted_all: false
   cart: [], votes: {}, stage: null, seq: SEQ })"""
 
 
+def test_view_gives_my_own_vote(page):
+    """A cold load (no history kept) still shows which way I voted, from the view's `mine`."""
+    got = page.evaluate("""async () => {
+      const { fromView } = await import('/room.js');
+      const v = %s;
+      v.members[0].trying_seq = 7;
+      v.votes = { 7: { up: 1, down: 1, mine: -1 } };
+      const r = fromView(v, 'b');
+      return { mine: r.votes.get(7).get('b'), tally: r.tallies.get(7), anon: fromView(v).votes.has(7) };
+    }""" % VIEW.replace("SEQ", "7"))
+    assert got == {"mine": -1, "tally": {"up": 1, "down": 1}, "anon": False}
+    assert page.console_errors == []
+
+
 def test_room_client_resume_replay_gap_and_close(page):
     """The client's sequence bookkeeping, with the server scripted."""
     got = page.evaluate(_client_script("""
