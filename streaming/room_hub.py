@@ -52,7 +52,8 @@ second). A room with no sockets, no timers and nothing to store is dropped from 
 `IDLE_UNLOAD_S`; an ended room as soon as its sockets are closed and its events stored.
 
 Stage: `stage on` is accepted only with the id of a live try-on session on this server
-(`app.state.tryon.registry`); the id stays in the state and the stored events, and
+(`app.state.tryon.registry`) that no other member, of this room or another, has put on stage
+(the first to do so owns it for the session's life); the id stays in the state and the stored events, and
 `room_state.public_event` strips it from every frame members receive.
 """
 
@@ -748,7 +749,7 @@ class RoomHub:
                 conn.push(_PONG)
                 return
             if msg.type == "stage" and msg.on:
-                self._check_session(msg.session_id, msg.ref)
+                self._claim_session(msg.session_id, room.id, member_id, msg.ref)
             body = decide(state, member_id, msg, new_id)
         except RoomProtocolError as e:
             conn.push(dumps(e.to_event()))
@@ -770,14 +771,19 @@ class RoomHub:
                 error["ref"] = msg.ref
             conn.push(dumps(error))
 
-    def _check_session(self, session_id: str | None, ref: str | None) -> None:
+    def _claim_session(self, session_id: str | None, room_id: str, member_id: str, ref: str | None) -> None:
+        """A live try-on session on this server that no other room member has put on stage."""
         registry = getattr(self.tryon, "registry", None)
         if registry is None or not session_id:
             raise RoomProtocolError("not_your_session", "There is no try-on session to put on stage.", ref)
         try:
-            registry.get(session_id)
+            session = registry.get(session_id)
         except FitroomError:
             raise RoomProtocolError("not_your_session", "That is not a live try-on session of yours.", ref) from None
+        if session.stage_owner is None:  # the loop's thread is the only writer
+            session.stage_owner = (room_id, member_id)
+        elif session.stage_owner != (room_id, member_id):
+            raise RoomProtocolError("not_your_session", "That try-on is another member's.", ref)
 
     # ---- persistence -----------------------------------------------------------------------------
 

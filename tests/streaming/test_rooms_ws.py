@@ -398,6 +398,7 @@ class FakeSession:
         self.frame_source = type("FS", (), {"stats": FrameStats()})()
         self.render_thread = concurrent.futures.ThreadPoolExecutor(1)
         self.picture = np.full((240, 320, 3), 90, np.uint8)
+        self.stage_owner = None
 
     def call_render(self, fn):
         return self.render_thread.submit(lambda: self.picture)
@@ -436,6 +437,9 @@ def test_the_stage_shows_the_look_but_never_the_session_id(room_server):
             assert (await bo.next("error"))["code"] == "not_your_session"
             await ann.send({"type": "stage", "on": True, "session_id": SID})
             stage = await bo.next("stage")
+            # Ann's session is Ann's: Bo, who somehow learnt its id, cannot put it on stage as his
+            await bo.send({"type": "stage", "on": True, "session_id": SID, "ref": "steal"})
+            assert (await bo.next("error", ref="steal"))["code"] == "not_your_session"
             assert stage == {"type": "stage", "member": ann.member_id, "on": True, "at": stage["at"],
                              "room_id": rid, "seq": stage["seq"]}
             cy_j = await join(http, room, "Cy")
