@@ -56,6 +56,19 @@ class Broker(Protocol):
         """The counter starts at `seq` unless the broker already has a larger one (after a restart)."""
         ...
 
+    async def hold(self, room_id: str, member_id: str) -> None:
+        """This process answers for the member's presence now (their socket or grace timer is here)."""
+        ...
+
+    async def release(self, room_id: str, member_id: str) -> None:
+        """The member has left: drops this process's hold on them (never another process's)."""
+        ...
+
+    async def orphans(self, members: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Of `members` (room id -> member ids), those held by a process that has stopped, each now
+        held by this one: exactly one surviving process takes each over. Rooms with none are left out."""
+        ...
+
 
 class InProcessBroker:
     """The broker of a single process: counters, logs and subscribers in memory."""
@@ -123,6 +136,16 @@ class InProcessBroker:
             self._seq[room_id] = seq
             # The log no longer joins up with the counter: events before it are the database's.
             self._log.pop(room_id, None)
+
+    # One process holds every member: nobody is ever orphaned.
+    async def hold(self, room_id: str, member_id: str) -> None:
+        pass
+
+    async def release(self, room_id: str, member_id: str) -> None:
+        pass
+
+    async def orphans(self, members: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {}
 
     def forget(self, room_id: str) -> None:
         """Drops a room's counter and log (an ended room); a later `init_seq` starts it again."""

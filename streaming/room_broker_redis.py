@@ -7,6 +7,8 @@ room's keys share one slot and one script may touch them all):
     fitroom:room:{R}:seq    the room's counter (INCR)
     fitroom:room:{R}:log    the last LOG_KEEP sequenced events, JSON text, oldest first
     fitroom:room:{R}        the pub/sub channel: sequenced events and ephemeral signals
+    fitroom:room:{R}:held   member id -> id of the process that answers for their presence
+    fitroom:proc:P          exists while process P runs (a heartbeat every HEARTBEAT_S, TTL PROC_TTL_S)
 
 Publishing is one Lua script: INCR the counter, splice `"seq":N,` into the event's JSON right after
 its opening brace, RPUSH it to the log, LTRIM the log, refresh a TTL on both keys, PUBLISH it.
@@ -29,6 +31,13 @@ reconnects with backoff (0.1 s doubling to 5 s), subscribes every room again and
 subscription is confirmed, delivers what it missed from the log before any live event. Events older
 than the log (more than LOG_KEEP while disconnected) cannot be recovered; that is logged as an
 error and delivery goes on from what the log holds.
+
+Presence across processes: the process that holds a member's socket, or runs their grace timer,
+writes itself into the room's `held` hash. `orphans` finds members held by a process whose
+heartbeat key has expired (killed, or cut off from Redis for PROC_TTL_S) or was deleted by its
+`close()`, and moves each to the caller with a compare-and-set script, so exactly one survivor
+takes each over. The heartbeat keys lie outside the room's hash slot, so they are read by plain
+commands before the script, which touches the room's key only.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ PUBLISH_ID_TTL_S = 60  # how long a publish id is remembered against retried pub
 SUBSCRIBE_WAIT_S = 10.0  # subscribe() waits this long for Redis to confirm before it returns anyway
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.1, 5.0
 PUBLISH_BATCH_MAX = 256  # publishes sent in one pipeline at most
+HEARTBEAT_S, PROC_TTL_S = 2.0, 6  # a process missing for PROC_TTL_S has stopped: its members are taken over
 
 # KEYS: counter, log, channel, publish-id key.  ARGV: event JSON ("{...}"), LOG_KEEP, TTL, id TTL.
 _PUBLISH = """
@@ -111,6 +121,35 @@ local first = last - n + 1
 if after + 1 < first then return nil end
 return redis.call('LRANGE', KEYS[2], after + 1 - first, -1)
 """
+
+
+# KEYS: held hash.  ARGV: this process, then (member, the stopped process that held them) pairs.
+# Each member still held by that process is moved to this one.  Returns the members moved.
+_TAKE_OVER = """
+local taken = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+    taken[#taken + 1] = ARGV[i]
+  end
+end
+return taken
+"""
+
+# KEYS: held hash.  ARGV: member, this process.  Drops the member's hold if it is this process's.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+
+def held_key(room_id: str) -> str:
+    """The room's hash of member id -> holding process."""
+    return f"fitroom:room:{{{room_id}}}:held"
+
+
+def proc_key(proc: str) -> str:
+    return f"fitroom:proc:{proc}"
 
 
 def room_keys(room_id: str) -> tuple[str, str, str]:
@@ -172,7 +211,8 @@ class RedisBroker:
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._reconnecting = False
-        self._control = f"fitroom:broker:{os.urandom(8).hex()}"  # keeps the pub/sub connection open
+        self.proc = os.urandom(8).hex()  # this process, in `held` hashes and its heartbeat key
+        self._control = f"fitroom:broker:{self.proc}"  # keeps the pub/sub connection open
         self._started = asyncio.Event()
         self.reconnects = 0  # pub/sub reconnections so far (for tests and logs)
         self.gaps_filled = 0  # events delivered from the log instead of pub/sub
@@ -200,11 +240,15 @@ class RedisBroker:
         self._publish_sha = await self._redis.script_load(_PUBLISH)
         self._init_seq = self._redis.register_script(_INIT_SEQ)
         self._recent = self._redis.register_script(_RECENT)
+        self._take_over = self._redis.register_script(_TAKE_OVER)
+        self._release = self._redis.register_script(_RELEASE)
+        await self._redis.set(proc_key(self.proc), 1, ex=PROC_TTL_S)
         self._pubsub = self._sub_client.pubsub()
         await self._pubsub.subscribe(self._control)
         self._tasks = [asyncio.create_task(self._read_loop(), name="redis-broker-reader"),
                        asyncio.create_task(self._dispatch_loop(), name="redis-broker-dispatcher"),
-                       asyncio.create_task(self._publish_loop(), name="redis-broker-publisher")]
+                       asyncio.create_task(self._publish_loop(), name="redis-broker-publisher"),
+                       asyncio.create_task(self._heartbeat_loop(), name="redis-broker-heartbeat")]
         await asyncio.wait_for(self._started.wait(), SUBSCRIBE_WAIT_S)
 
     async def close(self) -> None:
@@ -223,6 +267,8 @@ class RedisBroker:
             if not room.ready.done():
                 room.ready.cancel()
         self._rooms.clear()
+        with contextlib.suppress(Exception):  # the other processes take this one's members over now
+            await self._redis.delete(proc_key(self.proc))
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -306,6 +352,50 @@ class RedisBroker:
         await self._init_seq(keys=[counter, log_key], args=[int(seq), self.key_ttl_s])
         if channel in self._rooms:  # this process's subscribers are at `seq` at least
             self._queue.put_nowait(("floor", channel, int(seq)))
+
+    async def hold(self, room_id: str, member_id: str) -> None:
+        key = held_key(room_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(key, member_id, self.proc)
+        pipe.expire(key, self.key_ttl_s)
+        await pipe.execute()
+
+    async def release(self, room_id: str, member_id: str) -> None:
+        await self._release(keys=[held_key(room_id)], args=[member_id, self.proc])
+
+    async def orphans(self, members: dict[str, list[str]]) -> dict[str, list[str]]:
+        rooms = [(room_id, ids) for room_id, ids in members.items() if ids]
+        if not rooms:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for room_id, ids in rooms:
+            pipe.hmget(held_key(room_id), ids)
+        holders = [[h.decode() if h is not None else None for h in row] for row in await pipe.execute()]
+        others = sorted({h for row in holders for h in row if h is not None and h != self.proc})
+        if not others:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for p in others:
+            pipe.exists(proc_key(p))
+        stopped = {p for p, n in zip(others, await pipe.execute()) if not n}
+        if not stopped:
+            return {}
+        taken: dict[str, list[str]] = {}
+        for (room_id, ids), row in zip(rooms, holders):
+            pairs = [x for m, h in zip(ids, row) if h in stopped for x in (m, h)]
+            if pairs:
+                moved = await self._take_over(keys=[held_key(room_id)], args=[self.proc, *pairs])
+                if moved:
+                    taken[room_id] = [m.decode() for m in moved]
+        return taken
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._redis.set(proc_key(self.proc), 1, ex=PROC_TTL_S)
+            except (aioredis.RedisError, OSError) as e:
+                log.warning("the heartbeat to Redis failed: %s", e)
 
     # --- the publisher: one pipeline at a time, every publish queued meanwhile in the next
 

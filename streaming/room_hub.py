@@ -28,9 +28,11 @@ Presence and grace: a socket that connects publishes `presence online` (unless i
 socket of the same member); a member's last socket dropping publishes `presence away` and starts a
 grace timer (`settings.room_grace_s`): not back by then, `left` with reason `timeout`. A member who
 joined over HTTP gets the same grace to open its first socket. Any `presence online` of a member
-(from this process or another) cancels this process's timer for it. When the host leaves (any
-reason) the next host is the earliest-joined remaining member (`room_state.apply`); the hub
-writes it in the `left` event as `new_host` for clients.
+(from this process or another) cancels this process's timer for it. The process with a member's
+socket or timer holds them in the broker; once a second each process takes over the members of its
+rooms that a stopped process held (`broker.orphans`: away, reason `server_gone`, a grace timer
+here). When the host leaves (any reason) the next host is the earliest-joined remaining member
+(`room_state.apply`); the hub writes it in the `left` event as `new_host` for clients.
 
 Persistence, write-behind: the events this process published are batched (every `FLUSH_EVERY_S`,
 or at once from `FLUSH_BATCH` events) and stored by one worker-thread call per period
@@ -477,9 +479,15 @@ class RoomHub:
         kind, member_id = event.get("type"), event.get("member")
         if kind == "presence" and event.get("status") == "online":
             self._cancel_grace(room, member_id)
+        elif kind == "presence" and event.get("reason") == "server_gone" and member_id in room.conns:
+            # Taken over while this process still holds the socket (it was cut off from the broker
+            # for PROC_TTL_S): hold it again and say the member is here.
+            self._cancel_grace(room, member_id)
+            self._spawn(self._reclaim(room, member_id))
         elif kind == "left":
             if member_id in room.state.members:
                 return  # not applied (a kick by someone no longer host)
+            self._spawn(self.broker.release(room.id, member_id))
             self._cancel_grace(room, member_id)
             room.buckets.pop(member_id, None)
             conn = room.conns.pop(member_id, None)
@@ -519,6 +527,37 @@ class RoomHub:
             return
         self._spawn(self.publish(room, left_event(member_id, "timeout")))
 
+    # ---- presence across processes ----------------------------------------------------------------
+
+    async def _hold(self, room: LiveRoom, member_id: str) -> None:
+        """Tells the broker this process answers for the member (failing that, presence still works
+        here; only a takeover after this process stops would miss them)."""
+        try:
+            await self.broker.hold(room.id, member_id)
+        except Exception as e:  # noqa: BLE001
+            log.warning("room %s: could not hold member %s in the broker: %s", room.id, member_id, e)
+
+    async def _reclaim(self, room: LiveRoom, member_id: str) -> None:
+        await self._hold(room, member_id)
+        await self.publish(room, presence_event(member_id, "online"))
+
+    async def _take_over(self) -> None:
+        """Members of the rooms here that a stopped process held: they are away, with a grace timer here."""
+        members = {room.id: [m for m in room.state.members if m not in room.conns]
+                   for room in self.rooms.values() if room.ready and not room.state.ended}
+        for room_id, member_ids in (await self.broker.orphans(members)).items():
+            room = self.rooms.get(room_id)
+            if room is None:
+                continue
+            for member_id in member_ids:
+                member = room.state.members.get(member_id)
+                if member is None or member_id in room.conns:
+                    continue
+                log.info("room %s: member %s was held by a stopped server; taken over", room_id, member_id)
+                self._start_grace(room, member_id)
+                if member.online:
+                    await self.publish(room, presence_event(member_id, "away", "server_gone"))
+
     # ---- HTTP ------------------------------------------------------------------------------------
 
     async def create(self, body: RoomCreate) -> dict:
@@ -541,6 +580,7 @@ class RoomHub:
         event = await self.publish(room, join_event(state, host_id, body.display_name))
         await room.wait_seq(event["seq"], JOIN_WAIT_S)
         self._start_grace(room, host_id)
+        await self._hold(room, host_id)
         await self.flush()
         return {"room_id": room_id, "name": body.name, "invite_token": invite,
                 "invite_url": f"/?room={room_id}&invite={invite}", "invite_expires_at": expires.isoformat(),
@@ -573,6 +613,7 @@ class RoomHub:
                 join_event(room.state, member_id, name)  # raises the reason
                 raise RoomProtocolError("room_full", f"The room is full ({room.state.max_members} members).")
             self._start_grace(room, member_id)
+            await self._hold(room, member_id)
         await self.flush()
         return {"room_id": room_id, "member_id": member_id, "member_token": token, "ws_url": ws_url(room_id, token)}
 
@@ -655,6 +696,7 @@ class RoomHub:
                     pass
 
     async def _socket(self, room: LiveRoom, conn: Conn, replaced: bool) -> None:
+        await self._hold(room, conn.member_id)
         if not replaced:
             await self.publish(room, presence_event(conn.member_id, "online"))
         await self._receive(room, conn)
@@ -806,10 +848,11 @@ class RoomHub:
                 if time.monotonic() - last_sweep > 1.0:
                     last_sweep = time.monotonic()
                     await self._sweep()
+                    await self._take_over()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
-                log.exception("rooms: storing events failed")
+                log.exception("rooms: storing events or the sweep failed")
 
     async def flush(self, snapshot: bool = False) -> None:
         """Stores the pending events of every room (and due snapshots) now."""

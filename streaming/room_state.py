@@ -102,11 +102,15 @@ def join_event(state: RoomState, member_id: str, name: str) -> dict:
     return {"type": "joined", "member": member_id, "name": name, "host": _becomes_host(state, member_id)}
 
 
-def presence_event(member_id: str, status: str) -> dict:
-    """`online` when a member's socket (re)connects, `away` when their last socket dropped."""
+def presence_event(member_id: str, status: str, reason: str | None = None) -> dict:
+    """`online` when a member's socket (re)connects, `away` when their last socket dropped, or with
+    reason `server_gone` when the server process that held it stopped."""
     if status not in PRESENCE:
         raise ValueError(f"presence is one of {PRESENCE}, not {status!r}")
-    return {"type": "presence", "member": member_id, "status": status}
+    event = {"type": "presence", "member": member_id, "status": status}
+    if reason is not None:
+        event["reason"] = reason
+    return event
 
 
 def left_event(member_id: str, reason: str, by: str | None = None) -> dict:

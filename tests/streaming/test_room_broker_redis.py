@@ -459,3 +459,39 @@ def test_a_publish_cancelled_before_it_goes_out_is_not_published(redis_url):
     cancelled, seq, logged = asyncio.run(main())
     assert cancelled and seq == 1
     assert [e["text"] for e in logged] == ["kept"]
+
+
+def test_a_stopped_process_members_are_taken_over_by_exactly_one_survivor(redis_url):
+    """a holds ann and bo; while a runs nobody may take them. When a stops (close() deletes its
+    heartbeat key, as its TTL running out would), b and c race for them: each member goes to one."""
+
+    async def scenario():
+        a, b, c = await brokers(redis_url, 3)
+        room, other = new_room(), new_room()
+        await a.hold(room, "ann")
+        await a.hold(room, "bo")
+        await b.hold(other, "cy")
+        await b.hold(room, "dee")
+        asked = {room: ["ann", "bo", "dee", "nobody"], other: ["cy"]}
+        while_running = [await b.orphans(asked), await c.orphans(asked)]
+        await a.close()
+        won = await asyncio.gather(b.orphans(asked), c.orphans(asked))
+        again = [await b.orphans(asked), await c.orphans(asked)]
+        key = f"fitroom:room:{{{room}}}:held"
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        held = client.hgetall(key)
+        await c.release(room, "dee")  # b's hold: kept
+        kept = client.hget(key, "dee")
+        await b.release(room, "dee")
+        after = sorted(client.hgetall(key))
+        await close_all([b, c])
+        return while_running, won, again, held, kept, after, (b.proc, c.proc)
+
+    while_running, won, again, held, kept, after, procs = asyncio.run(scenario())
+    assert while_running == [{}, {}]
+    room = next(k for w in won for k in w)
+    assert all(set(w) == {room} for w in won if w)  # nothing of the other room (its holder runs)
+    assert sorted(m for w in won for m in w.get(room, [])) == ["ann", "bo"]  # each by one survivor
+    assert again == [{}, {}]
+    assert held["dee"] == procs[0] and {held["ann"], held["bo"]} <= set(procs)
+    assert kept == procs[0] and after == ["ann", "bo"]

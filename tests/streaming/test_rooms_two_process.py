@@ -9,6 +9,7 @@ afterwards), else one SQLite file in a shared FITROOM_DATA_DIR (WAL, busy timeou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -67,12 +68,11 @@ def database_url():
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def two_servers(tmp_path_factory, redis_url, database_url):
-    """[url of process 1, url of process 2], both with FITROOM_REDIS_URL and one database."""
-    folder = tmp_path_factory.mktemp("two-process")
+@contextlib.contextmanager
+def _servers(folder: Path, redis_url: str, database_url: str | None, **settings: str):
+    """[(url, process)] of two `fitroom serve` processes with FITROOM_REDIS_URL and one database."""
     env = {**os.environ, "FITROOM_DATA_DIR": str(folder / "data"), "FITROOM_REDIS_URL": redis_url,
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **settings}
     env.pop("FITROOM_DATABASE_URL", None)
     if database_url:
         env["FITROOM_DATABASE_URL"] = database_url
@@ -83,7 +83,7 @@ def two_servers(tmp_path_factory, redis_url, database_url):
             procs.append(_start(port, env, log))
             urls.append(f"http://127.0.0.1:{port}")
             _wait_up(urls[-1], procs[-1], log)  # the first makes the database before the second opens it
-        yield urls
+        yield list(zip(urls, procs))
     finally:
         for p in procs:
             p.terminate()
@@ -93,6 +93,13 @@ def two_servers(tmp_path_factory, redis_url, database_url):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+
+
+@pytest.fixture(scope="module")
+def two_servers(tmp_path_factory, redis_url, database_url):
+    """[url of process 1, url of process 2]."""
+    with _servers(tmp_path_factory.mktemp("two-process"), redis_url, database_url) as servers:
+        yield [url for url, _ in servers]
 
 
 class Client:
@@ -268,3 +275,39 @@ def test_a_member_resumes_on_the_other_process(two_servers):
     assert replay[: len(missed)] == missed
     assert resumed[-1]["text"] == "welcome back"
     assert [e for e in resumed if e["seq"] > welcome["seq"]] == [e for e in ana_events if e["seq"] > welcome["seq"]]
+
+
+def test_members_of_a_killed_process_are_taken_over(tmp_path, redis_url, database_url):
+    """Process 2 is killed (SIGKILL: no goodbye): process 1 shows its member away within the
+    heartbeat TTL (reason server_gone) and, with no reconnect, lets them leave after the grace."""
+    from streaming.room_broker_redis import HEARTBEAT_S, PROC_TTL_S
+
+    grace = 2.0
+    with _servers(tmp_path, redis_url, database_url, FITROOM_ROOM_GRACE_S=str(grace)) as [(p1, _), (p2, proc2)]:
+
+        async def scenario():
+            async with httpx.AsyncClient(timeout=20) as http:
+                room = (await http.post(p1 + "/api/v1/rooms", json={"display_name": "Ana"})).json()
+                room_id = room["room_id"]
+                j = (await http.post(f"{p2}/api/v1/rooms/{room_id}/join",
+                                     json={"invite_token": room["invite_token"], "display_name": "Dee"})).json()
+            ana, dee = Client("Ana@1"), Client("Dee@2")
+            await ana.open(p1, room_id, room["member_token"])
+            await dee.open(p2, room_id, j["member_token"])
+            await ana.wait(lambda f: f["type"] == "presence" and f["member"] == j["member_id"] and f["status"] == "online")
+            proc2.kill()
+            killed = time.monotonic()
+            wait = PROC_TTL_S + 2 * HEARTBEAT_S + 3
+            away = await ana.wait(lambda f: f["type"] == "presence" and f["status"] == "away", timeout=wait)
+            away_s = time.monotonic() - killed
+            left = await ana.wait(lambda f: f["type"] == "left", timeout=grace + 5)
+            left_s = time.monotonic() - killed
+            await ana.close()
+            with contextlib.suppress(Exception):
+                await dee.close()
+            return j["member_id"], away, away_s, left, left_s
+
+        dee_id, away, away_s, left, left_s = asyncio.run(scenario())
+    assert away["member"] == dee_id and away["reason"] == "server_gone"
+    assert away_s <= PROC_TTL_S + 2 * HEARTBEAT_S + 3
+    assert left["member"] == dee_id and left["reason"] == "timeout" and left_s - away_s >= grace - 0.5
