@@ -39,9 +39,10 @@ or at once from `FLUSH_BATCH` events) and stored by one worker-thread call per p
 (`room_store.append_batches`): every room's events and due snapshots (every `SNAPSHOT_EVERY`
 events or `SNAPSHOT_EVERY_S`) in one transaction; a failed batch is retried (`STORE_RETRIES`).
 Creating and joining a room wait for their batch to be stored before answering. `stop()` (app
-shutdown) stores everything, so a graceful restart loses nothing; a hard kill can lose the last
-batch (at most `FLUSH_EVERY_S` of events) from the database, though with Redis the broker's log
-still holds it for the processes that go on.
+shutdown) stores everything, so a graceful restart loses nothing; a hard kill leaves its last
+batch (at most `FLUSH_EVERY_S` of events) out of the database. With Redis the broker's log still
+has it, and a process that takes over the killed one's members, or loads the room, stores it
+(`_backfill`); with the in-process broker it is lost.
 
 Loading: a room is loaded on first use: the stored snapshot plus the stored events after it, then
 the broker's counter is raised to that seq (`init_seq`), the subscription made, and events the
@@ -421,6 +422,8 @@ class RoomHub:
         for event in sorted(missed or [], key=lambda e: e["seq"]):
             if event["seq"] == state.seq + 1:
                 room.take(event)
+        if missed:  # published by a process that may have stopped before storing them
+            self._spawn(self._backfill(room, missed))
         if missed is None:
             log.error("room %s: the broker's log does not reach back to seq %d", room_id, state.seq)
         room.ready = True
@@ -549,6 +552,7 @@ class RoomHub:
             room = self.rooms.get(room_id)
             if room is None:
                 continue
+            self._spawn(self._backfill(room))
             for member_id in member_ids:
                 member = room.state.members.get(member_id)
                 if member is None or member_id in room.conns:
@@ -557,6 +561,20 @@ class RoomHub:
                 self._start_grace(room, member_id)
                 if member.online:
                     await self.publish(room, presence_event(member_id, "away", "server_gone"))
+
+    async def _backfill(self, room: LiveRoom, events: list[dict] | None = None) -> None:
+        """Stores the room's events the broker's log has above the database's last: those a stopped
+        process published and had not stored (events stored already are skipped by the insert)."""
+        try:
+            if events is None:
+                stored = await asyncio.to_thread(store.last_seq, self.db, room.id)
+                events = await self.broker.recent(room.id, stored) or []
+            events = [e for e in events if e["seq"] <= room.state.seq]
+            if events:
+                await asyncio.to_thread(store.append_events, self.db, room.id, events)
+                log.info("room %s: stored seq %d..%d from the broker's log", room.id, events[0]["seq"], events[-1]["seq"])
+        except Exception:  # noqa: BLE001 - the next takeover or load tries again
+            log.exception("room %s: storing the broker's log failed", room.id)
 
     # ---- HTTP ------------------------------------------------------------------------------------
 

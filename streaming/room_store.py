@@ -12,7 +12,8 @@ Stored forms:
   (`UPDATE ... WHERE snapshot_seq < :seq`), so two writers (two processes, a late batch) never take it
   back;
 - an event is stored whole in `body` (server-only fields included) with `type`, `member_id` and `at`
-  beside it for queries; `load_room` gives the snapshot and the events after it, which replayed in
+  beside it for queries; storing an event whose seq is stored already does nothing (the broker gives
+  each seq one event, and a process may store events another published and did not store); `load_room` gives the snapshot and the events after it, which replayed in
   order give the room's state at its last stored event;
 - tokens (invites, members) are stored as their SHA-256 only (`hash_token`).
 """
@@ -25,6 +26,7 @@ import hashlib
 from typing import Iterable
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from assets.catalog_models import utcnow
 from streaming.room_models import Room, RoomEvent, RoomMember
@@ -139,12 +141,20 @@ def _ms_datetime(ms) -> dt.datetime:
 Batch = tuple  # (room_id, events, snapshot | None, snapshot_seq | None)
 
 
+def _insert_new(conn, table):
+    """INSERT that skips rows whose primary key is stored (PostgreSQL and SQLite: ON CONFLICT DO NOTHING)."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:
+        return insert(table)
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=[c.name for c in table.primary_key])
+
+
 def _write(conn, batches: list[Batch]) -> None:
     """Every batch's rows through one connection (Core statements: no ORM unit of work per event)."""
     rows = [{"room_id": room_id, "seq": int(e["seq"]), "type": str(e.get("type", "")), "member_id": e.get("member"),
              "at": int(e.get("at") or 0), "body": e} for room_id, events, _, _ in batches for e in events]
     if rows:
-        conn.execute(insert(RoomEvent.__table__), rows)
+        conn.execute(_insert_new(conn, RoomEvent.__table__), rows)
     for room_id, events, snapshot, snapshot_seq in batches:
         for e in events:
             kind = e.get("type")
