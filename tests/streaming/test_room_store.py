@@ -101,11 +101,20 @@ def test_events_and_snapshot_in_one_transaction_and_the_snapshot_only_moves_forw
 def test_a_failed_batch_stores_nothing(catalog):
     _, state = make_room(catalog)
     store.append_events(catalog, "room1", [event(1)])
-    results = store.append_batches(catalog, [("room1", [event(2), event(1)], to_json(state), 2),  # seq 1 again
+    results = store.append_batches(catalog, [("room1", [event(2), {**event(4), "at": 2**70}], to_json(state), 2),
                                              ("room1", [event(3, text="ok")], None, None)])
-    assert results[0] is not None and results[1] is None
+    assert results[0] is not None and results[1] is None  # `at` does not fit a BIGINT
     assert [e["seq"] for e in store.events_since(catalog, "room1", 0)] == [1, 3]
     assert store.get_room(catalog, "room1").snapshot_seq == 0
+
+
+def test_an_event_stored_twice_is_stored_once(catalog):
+    """A process may store events another published (a takeover): the first stored stays."""
+    make_room(catalog)
+    store.append_events(catalog, "room1", [event(1, text="hello 1"), event(2, text="first")])
+    assert store.append_batches(catalog, [("room1", [event(2, text="again"), event(3, text="hello 3")], None, None)]) == [None]
+    assert [(e["seq"], e["text"]) for e in store.events_since(catalog, "room1", 0)] == [
+        (1, "hello 1"), (2, "first"), (3, "hello 3")]
 
 
 def test_load_gives_the_snapshot_and_the_events_after_it_which_rebuild_the_state(catalog):
