@@ -55,7 +55,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +66,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.local_server import free_port  # noqa: E402 (after the path)
+from tests.local_server import free_port, start_server_process, stop_process, wait_http  # noqa: E402 (after the path)
 
 TARGETS = {"inprocess": {"p99_ms": 50, "lost": 0}, "redis": {"p99_ms": 100, "lost": 0}}
 PREFIX = "b|"  # the bench's chat texts: b|<member>|<k>|<send time ns>
@@ -430,44 +429,6 @@ class Sampler(threading.Thread):
             self.max_rss[k] = max(self.max_rss[k], proc_status(pid).get("VmRSS", 0.0))
 
 
-def start_server(port: int, env: dict, log_path: Path, profile: Path | None) -> subprocess.Popen:
-    cmd = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile is not None else [])
-    cmd += ["-m", "fitroom.cli", "serve", "--port", str(port)]
-    log = open(log_path, "ab")
-    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONPATH": path}, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    return proc
-
-
-def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            httpx.get(url + "/api/v1/products", timeout=2)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen | None, interrupt: bool = False) -> None:
-    """Stops a server: SIGTERM, or SIGINT for a profiled one (uvicorn re-raises the signal it caught
-    after shutting down; SIGINT's KeyboardInterrupt still lets cProfile write its file)."""
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGINT if interrupt else signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 async def make_rooms(urls: list[str], rooms: int, members: int) -> list[list[dict]]:
     """`rooms` rooms; member i joins (and later connects) through urls[i * len(urls) // members]."""
     import httpx
@@ -532,7 +493,7 @@ def run_mode(mode: str, args) -> dict:
         ports = [free_port() for _ in range(n_servers)]
         for i, port in enumerate(ports):
             prof = Path(args.profile_dir) / f"server-{mode}-{i}.prof" if args.profile_dir else None
-            procs[f"server{i}"] = start_server(port, env, tmp / f"server{i}.log", prof)
+            procs[f"server{i}"] = start_server_process(port, env, tmp / f"server{i}.log", profile=prof)
             if i == 0:  # the first creates the database; the second opens it
                 wait_http(f"http://127.0.0.1:{port}", procs["server0"], tmp / "server0.log")
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -636,8 +597,7 @@ def run_mode(mode: str, args) -> dict:
         out["met"] = {"p99": out["latency_ms"].get("p99", 1e9) <= target["p99_ms"], "lost": out["lost"] <= target["lost"]}
         return out
     finally:
-        for p in procs.values():
-            stop(p, interrupt=bool(args.profile_dir))
+        stop_process(*procs.values(), interrupt=bool(args.profile_dir))
         if redis_proc is not None:
             redis_proc.stop()
         if not args.keep:

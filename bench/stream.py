@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -181,23 +180,20 @@ def pipeline(args, frames: int = 60) -> dict:
 async def run_server_phases(args, per_peer: bool) -> dict:
     import httpx
 
-    from tests.local_server import free_port
+    from tests.local_server import free_port, start_server_process, stop_process, wait_http
     from tests.streaming.tryon_fixtures import wait_status
 
     port = free_port()
     env = {**os.environ, "FITROOM_STREAM_WIDTH": str(args.width), "FITROOM_STREAM_HEIGHT": str(args.height),
            "FITROOM_STREAM_FPS": str(args.fps), "FITROOM_STREAM_BITRATE": str(args.bitrate)}
-    cmd = [sys.executable, __file__, "--serve", str(port)] + (["--per-peer"] if per_peer else [])
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    argv = [__file__, "--serve", str(port)] + (["--per-peer"] if per_peer else [])
+    server = start_server_process(port, env, None, argv=argv)  # no log file: its output is this one's
     url = f"http://127.0.0.1:{port}"
     try:
+        wait_http(url, server, None, timeout=60)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            for _ in range(300):
-                try:
-                    r = await client.post("/api/v1/tryon", json={"garment": "tshirt", "size": "M", "colourway": "red"})
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            r = await client.post("/api/v1/tryon", json={"garment": "tshirt", "size": "M", "colourway": "red"})
+            assert r.status_code == 202, r.text
             sid = r.json()["id"]
             ready = await wait_status(client, sid, timeout=120)
             assert ready["status"] == "ready", ready
@@ -208,8 +204,7 @@ async def run_server_phases(args, per_peer: bool) -> dict:
             print(json.dumps({("per_peer" if per_peer else "encode_once"): {key: out[key]}}), flush=True)
         return out
     finally:
-        server.terminate()
-        server.wait(30)
+        stop_process(server)
 
 
 def main() -> int:

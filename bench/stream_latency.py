@@ -1,8 +1,8 @@
 """Glass-to-glass latency of the try-on video, measured in a real browser (issue 5).
 
-A real `uvicorn` server of the app (its own port, a temporary data directory sharing the converted
-body model) and Debian's Chromium, headless, driven by Playwright, on one machine (loopback). The
-storefront page starts a try-on, the video plays, and the page's `FrameClock`
+A real server process of the app (`fitroom serve`, its own port, a temporary data directory sharing
+the converted body model) and Debian's Chromium, headless, driven by Playwright, on one machine
+(loopback). The storefront page starts a try-on, the video plays, and the page's `FrameClock`
 (web_client/frame_stamp.js) reads the frame counter that the server stamps into every frame (a
 barcode in the top-left corner, streaming/video_track.py) on each frame the browser shows
 (`requestVideoFrameCallback`, `expectedDisplayTime`). The server sends when it stamped each counter
@@ -14,10 +14,10 @@ buffer -> decode -> composite. Not the render itself (the server stamps after it
 the stats' `render_ms`). Headless Chromium composites without a display, so "glass" is its
 compositor's expected display time. Target: p50 <= 200 ms on loopback.
 
-    .venv/bin/python bench/stream_latency.py [--seconds 20] [--width 1280 --height 720]
+    .venv/bin/python bench/stream_latency.py [--seconds 20] [--width 1280 --height 720] [--out F]
 
-Prints JSON and writes bench/results/stream_latency_cpu.json. `measure_latency(url, ...)` measures
-against a server that is already running (bench/stream.py can call it).
+Prints JSON and writes bench/results/stream_latency_cpu.json (or `--out`). `measure_latency(url, ...)`
+measures against a server that is already running (bench/stream.py can call it).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.local_server import free_port  # noqa: E402 (after the path)
+from tests.local_server import free_port, server_data_dir, start_server_process, stop_process, wait_http  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -99,37 +97,6 @@ def measure_latency(url: str, seconds: float = 20.0, garment: str = "tshirt", si
             "seconds": seconds, "time_to_video_s": round(ready_s, 2)}
 
 
-def start_server(tmp: Path, env_extra: dict) -> tuple[subprocess.Popen, str]:
-    """A uvicorn server of the app on a free port with a data directory in `tmp`."""
-    import httpx
-
-    from fitroom.settings import get_settings
-
-    real = get_settings().data_dir.resolve()
-    data = tmp / "data"
-    data.mkdir()
-    (data / "body_model.npz").symlink_to(real / "body_model.npz")
-    if (real / "reference_bodies").is_dir():
-        shutil.copytree(real / "reference_bodies", data / "reference_bodies")
-    port = free_port()
-    env = {**os.environ, "FITROOM_DATA_DIR": str(data), **env_extra}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "streaming.api_app:create_app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=REPO, env=env, stdout=open(tmp / "server.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the server did not start:\n" + (tmp / "server.log").read_text()[-3000:])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -137,24 +104,33 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=int, default=20)
     ap.add_argument("--no-orbit", action="store_true", help="a still camera (frames reused, not rendered)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "stream_latency_cpu.json"),
+                    help="where the JSON goes (bench/stream.py merges the default one into its result)")
     args = ap.parse_args()
     from drape_quality import _cpu_name  # bench/ is on the path when this runs as a script
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp), {"FITROOM_STREAM_WIDTH": str(args.width), "FITROOM_STREAM_HEIGHT": str(args.height),
-                                             "FITROOM_STREAM_FPS": str(args.fps), "FITROOM_DEVICE": "cpu"})
+        port, log = free_port(), Path(tmp) / "server.log"
+        env = {**os.environ, "FITROOM_DATA_DIR": str(server_data_dir(Path(tmp))), "FITROOM_DEVICE": "cpu",
+               "FITROOM_STREAM_WIDTH": str(args.width), "FITROOM_STREAM_HEIGHT": str(args.height),
+               "FITROOM_STREAM_FPS": str(args.fps)}
+        proc = start_server_process(port, env, log)
         try:
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_http(url, proc, log, path="/")
+            except RuntimeError as e:
+                raise SystemExit(str(e)) from None
             result = measure_latency(url, args.seconds, orbit=not args.no_orbit)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)
     out = {"benchmark": "glass-to-glass latency, loopback, headless Chromium", "cpu": _cpu_name(),
            "stream": f"{args.width}x{args.height}@{args.fps}", "orbiting": not args.no_orbit,
            "target_p50_ms": 200, **result}
     print(json.dumps(out, indent=1))
-    results = REPO / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "stream_latency_cpu.json").write_text(json.dumps(out, indent=1) + "\n")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,36 +13,15 @@ import contextlib
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.local_server import free_port
+from tests.local_server import free_port, start_server_process, stop_process, wait_http
 
-ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = "FITROOM_TEST_POSTGRES_URL"
-
-
-def _start(port: int, env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fitroom.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"server exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-        try:
-            httpx.get(url + "/api/v1/products", timeout=2)
-            return
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, f"server not up:\n{log.read_text()[-3000:]}"
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +50,7 @@ def database_url():
 @contextlib.contextmanager
 def _servers(folder: Path, redis_url: str, database_url: str | None, **settings: str):
     """[(url, process)] of two `fitroom serve` processes with FITROOM_REDIS_URL and one database."""
-    env = {**os.environ, "FITROOM_DATA_DIR": str(folder / "data"), "FITROOM_REDIS_URL": redis_url,
-           "PYTHONPATH": str(ROOT), **settings}
+    env = {**os.environ, "FITROOM_DATA_DIR": str(folder / "data"), "FITROOM_REDIS_URL": redis_url, **settings}
     env.pop("FITROOM_DATABASE_URL", None)
     if database_url:
         env["FITROOM_DATABASE_URL"] = database_url
@@ -80,19 +58,12 @@ def _servers(folder: Path, redis_url: str, database_url: str | None, **settings:
     try:
         for i in range(2):
             port, log = free_port(), folder / f"server{i}.log"
-            procs.append(_start(port, env, log))
+            procs.append(start_server_process(port, env, log))
             urls.append(f"http://127.0.0.1:{port}")
-            _wait_up(urls[-1], procs[-1], log)  # the first makes the database before the second opens it
+            wait_http(urls[-1], procs[-1], log)  # the first makes the database before the second opens it
         yield list(zip(urls, procs))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_process(*procs, timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -277,9 +248,25 @@ def test_a_member_resumes_on_the_other_process(two_servers):
     assert [e for e in resumed if e["seq"] > welcome["seq"]] == [e for e in ana_events if e["seq"] > welcome["seq"]]
 
 
+def _stored_seqs(folder: Path, database_url: str | None, room_id: str) -> list[int]:
+    from sqlalchemy import create_engine, text
+
+    from assets.catalog_db import database_url as with_driver
+
+    engine = create_engine(with_driver(folder / "data", database_url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT seq FROM room_events WHERE room_id = :r ORDER BY seq"),
+                                     {"r": room_id}).scalars())
+    finally:
+        engine.dispose()
+
+
 def test_members_of_a_killed_process_are_taken_over(tmp_path, redis_url, database_url):
-    """Process 2 is killed (SIGKILL: no goodbye): process 1 shows its member away within the
-    heartbeat TTL (reason server_gone) and, with no reconnect, lets them leave after the grace."""
+    """Process 2 is killed (SIGKILL: no goodbye) right after its member's burst of chat: process 1
+    shows that member away within the heartbeat TTL (reason server_gone), stores the events process
+    2 had published but not stored (from Redis's log), and with no reconnect lets the member leave
+    after the grace."""
     from streaming.room_broker_redis import HEARTBEAT_S, PROC_TTL_S
 
     grace = 2.0
@@ -295,19 +282,28 @@ def test_members_of_a_killed_process_are_taken_over(tmp_path, redis_url, databas
             await ana.open(p1, room_id, room["member_token"])
             await dee.open(p2, room_id, j["member_token"])
             await ana.wait(lambda f: f["type"] == "presence" and f["member"] == j["member_id"] and f["status"] == "online")
+            for i in range(10):
+                await dee.send({"type": "chat", "text": f"last words {i}"})
+            last_words = await ana.wait(lambda f: f.get("text") == "last words 9")
             proc2.kill()
             killed = time.monotonic()
+            unstored = last_words["seq"] not in await asyncio.to_thread(_stored_seqs, tmp_path, database_url, room_id)
             wait = PROC_TTL_S + 2 * HEARTBEAT_S + 3
             away = await ana.wait(lambda f: f["type"] == "presence" and f["status"] == "away", timeout=wait)
             away_s = time.monotonic() - killed
             left = await ana.wait(lambda f: f["type"] == "left", timeout=grace + 5)
             left_s = time.monotonic() - killed
+            await asyncio.sleep(0.5)  # process 1's write-behind
+            stored = await asyncio.to_thread(_stored_seqs, tmp_path, database_url, room_id)
             await ana.close()
             with contextlib.suppress(Exception):
                 await dee.close()
-            return j["member_id"], away, away_s, left, left_s
+            return j["member_id"], away, away_s, left, left_s, unstored, stored
 
-        dee_id, away, away_s, left, left_s = asyncio.run(scenario())
+        dee_id, away, away_s, left, left_s, unstored, stored = asyncio.run(scenario())
     assert away["member"] == dee_id and away["reason"] == "server_gone"
     assert away_s <= PROC_TTL_S + 2 * HEARTBEAT_S + 3
     assert left["member"] == dee_id and left["reason"] == "timeout" and left_s - away_s >= grace - 0.5
+    # every event is in the database, those process 2 died holding included
+    assert stored == list(range(1, left["seq"] + 1)), (unstored, stored)
+    print(f"killed with the last chat unstored: {unstored}; away after {away_s:.1f} s, left after {left_s:.1f} s")

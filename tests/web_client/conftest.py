@@ -1,5 +1,5 @@
-"""Fixtures of the browser tests: a real `uvicorn` server of the app (its own port and temporary data
-directory) and Debian's Chromium, headless, driven by Playwright.
+"""Fixtures of the browser tests: a real server process of the app (`fitroom serve`, its own port and
+temporary data directory) and Debian's Chromium, headless, driven by Playwright.
 
 `browser` skips when playwright (PyPI) or /usr/bin/chromium is missing (scripts/setup.sh installs both).
 """
@@ -7,17 +7,11 @@ directory) and Debian's Chromium, headless, driven by Playwright.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.local_server import free_port
+from tests.local_server import free_port, server_data_dir, start_server_process, stop_process, wait_http
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -29,66 +23,20 @@ CHROMIUM_ARGS = [
 STREAM = {"FITROOM_STREAM_WIDTH": "640", "FITROOM_STREAM_HEIGHT": "360"}
 
 
-def _data_dir(tmp: Path) -> Path:
-    """A temporary data directory that shares the converted body model (read only) and a copy of
-    the cached reference bodies, so the server drapes without converting Anny again."""
-    from fitroom.settings import get_settings
-
-    real = get_settings().data_dir.resolve()
-    data = tmp / "data"
-    data.mkdir()
-    model = real / "body_model.npz"
-    if not model.exists():
-        from avatar.body_model_data import convert
-
-        convert(model)
-    (data / "body_model.npz").symlink_to(model)
-    if (real / "reference_bodies").is_dir():
-        shutil.copytree(real / "reference_bodies", data / "reference_bodies")
-    return data
-
-
-def start_server(tmp: Path, env: dict | None = None):
-    """(base URL, process, log path) of a uvicorn server of `streaming.api_app:create_app`, started."""
-    import httpx
-
-    port = free_port()
-    full_env = {**os.environ, "FITROOM_DATA_DIR": str(_data_dir(tmp)), "FITROOM_DEVICE": "cpu", **STREAM, **(env or {})}
-    log_path = tmp / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "streaming.api_app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return url, proc, log_path
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.1)
-
-
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The base URL of a uvicorn server of `streaming.api_app:create_app` on a free port."""
-    url, proc, _ = start_server(tmp_path_factory.mktemp("web"))
-    yield url
-    stop_server(proc)
+    """The base URL of a `fitroom serve` process (the app as deployed) on a free port, with its own
+    data directory (tests/local_server.py: `server_data_dir`) and a 640x360 stream on the CPU."""
+    tmp = tmp_path_factory.mktemp("web")
+    port, log = free_port(), tmp / "server.log"
+    env = {**os.environ, "FITROOM_DATA_DIR": str(server_data_dir(tmp)), "FITROOM_DEVICE": "cpu", **STREAM}
+    proc = start_server_process(port, env, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url, proc, log, path="/")
+        yield url
+    finally:
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
