@@ -10,6 +10,8 @@ A message's path, all on the event loop, no thread hop, no database round trip:
            -> broker.publish (sequenced) or broker.signal (ephemeral)
            -> every process's subscriber `LiveRoom.on_event`: apply, serialise ONCE, append to the
               memory log, push the same text onto the send queue of every local socket
+              (ephemeral: every local socket but the sender's; one with a `to`, `rtc` or a
+              `voice` answer: only the addressee's socket, in whichever process has it)
 
 Each socket has its own sender task and a bounded queue (`SEND_QUEUE_MAX` frames): a slow client
 never blocks the others; one whose queue overflows is closed 1013 `too_slow` (it is away, and
@@ -77,7 +79,7 @@ from fitroom.errors import FitroomError
 from streaming import room_store as store
 from streaming.control_channel import TokenBucket
 from streaming.room_broker import Broker, make_broker
-from streaming.room_protocol import CLOSE, EPHEMERAL, RoomCreate, RoomProtocolError, parse_client_message
+from streaming.room_protocol import ADDRESSED, CLOSE, EPHEMERAL, RoomCreate, RoomProtocolError, parse_client_message
 from streaming.room_state import (
     RoomState, apply, decide, from_json, join_event, left_event, new_room, presence_event, public_event, to_json,
     view,
@@ -270,7 +272,14 @@ class LiveRoom:
             self.waiters = still
 
     def _ephemeral(self, event: dict) -> None:
-        sender = event.get("member")
+        sender, to = event.get("member"), event.get("to")
+        if to is not None:
+            # Addressed (`rtc`, a `voice` answer): every process gets the signal; only the one
+            # holding the addressee's socket delivers it, to that socket alone, never to a third member.
+            conn = self.conns.get(to) if to != sender and event.get("type") in ADDRESSED else None
+            if conn is not None:
+                conn.push(dumps(public_event(event)))
+            return
         text = dumps(public_event(event))
         for member_id, conn in self.conns.items():
             if member_id != sender:

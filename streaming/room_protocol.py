@@ -23,7 +23,8 @@ from fitroom.errors import FitroomError
 
 MAX_MESSAGE_BYTES = 16384
 REACTIONS: tuple[str, ...] = ("👍", "❤️", "😍", "🔥", "😂", "🤔", "👎")
-EPHEMERAL = {"typing", "talking", "pointer"}
+EPHEMERAL = {"typing", "talking", "pointer", "voice", "rtc"}
+ADDRESSED = {"voice", "rtc"}  # ephemeral types that may carry `to`: then delivered to that member alone
 CLOSE = {"left": 1000, "bad_token": 4401, "kicked": 4403, "no_room": 4404, "replaced": 4408,
          "room_ended": 4410, "flooding": 4429}  # close reason (sent as the close frame's reason) -> code
 
@@ -45,6 +46,13 @@ QTY_MAX = 10
 INVITE_TTL_S = (60, 7 * 86400)
 MAX_MEMBERS = (2, 64)
 INT32_MAX = 2**31 - 1
+# Voice (WebRTC signalling through the room, docs/rooms.md "Voice"): Chromium's audio offer or answer
+# with its host candidates in it is about 1.5 KB; the SDP limit allows many more candidates and still
+# leaves room in MAX_MESSAGE_BYTES for JSON's escaping of the SDP's line ends and the other fields.
+RTC_SDP_MAX = 12000
+RTC_CANDIDATE_MAX = 1024  # an ICE candidate line is ~100-250 characters
+RTC_MID_MAX = 64
+RTC_UFRAG_MAX = 256
 
 # Bidirectional overrides and isolates can make a name or a chat line display as something it is
 # not; other format characters (zero-width joiners in emoji, for one) are kept.
@@ -216,6 +224,64 @@ class Pointer(_Message):
     y: Unit
 
 
+def _check_signalling(value: str) -> str:
+    """SDP and ICE text: no lone surrogates (not UTF-8) and no control characters but CR, LF, TAB."""
+    if any("\ud800" <= c <= "\udfff" or (c < " " and c not in "\r\n\t") or c == "\x7f" for c in value):
+        raise ValueError("must be text without control characters")
+    return value
+
+
+def _signalling(max_length: int, min_length: int = 0):
+    """A str of `min_length`..`max_length` characters (checked first), then `_check_signalling`."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_check_signalling)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SessionDescription(_Strict):
+    """An RTCSessionDescriptionInit: an offer or an answer (no rollback or pranswer: the mesh does not use them)."""
+
+    type: Literal["offer", "answer"]
+    sdp: _signalling(RTC_SDP_MAX, 1)
+
+
+class IceCandidate(_Strict):
+    """An RTCIceCandidateInit as `RTCIceCandidate.toJSON()` gives it ("" candidate: end of a generation)."""
+
+    candidate: _signalling(RTC_CANDIDATE_MAX)
+    sdpMid: _signalling(RTC_MID_MAX) | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1023)] | None = None
+    usernameFragment: _signalling(RTC_UFRAG_MAX) | None = None
+
+
+class Voice(_Message):
+    """I joined (`on`) or left voice; with `to`, the answer to that member's announcement only."""
+
+    type: Literal["voice"]
+    on: bool
+    to: Id | None = None
+
+
+class Rtc(_Message):
+    """WebRTC signalling to one member: an `sdp` or a `candidate` (null: no more candidates), exactly one."""
+
+    type: Literal["rtc"]
+    to: Id
+    sdp: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+    @model_validator(mode="after")
+    def _one_payload(self):
+        given = {"sdp", "candidate"} & self.model_fields_set
+        if len(given) != 1:
+            raise ValueError("give exactly one of sdp or candidate (candidate null: the end of candidates)")
+        if "sdp" in given and self.sdp is None:
+            raise ValueError("sdp must be an object {type, sdp}")
+        return self
+
+
 class Kick(_Message):
     type: Literal["kick"]
     member: Id
@@ -249,8 +315,8 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-_MODELS = (Chat, React, Vote, Trying, CartAdd, CartRemove, Stage, Typing, Talking, Pointer, Kick, MuteChat,
-           HandOver, Lock, End, Leave, Ping)
+_MODELS = (Chat, React, Vote, Trying, CartAdd, CartRemove, Stage, Typing, Talking, Pointer, Voice, Rtc, Kick,
+           MuteChat, HandOver, Lock, End, Leave, Ping)
 MESSAGE_TYPES: tuple[str, ...] = tuple(m.model_fields["type"].annotation.__args__[0] for m in _MODELS)
 ClientMessage = Annotated[Union[_MODELS], Field(discriminator="type")]
 _adapter: TypeAdapter = TypeAdapter(ClientMessage)

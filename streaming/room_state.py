@@ -19,7 +19,7 @@ from typing import Callable
 
 from streaming.room_protocol import (
     EPHEMERAL, CartAdd, CartRemove, Chat, End, HandOver, Kick, Leave, Lock, MuteChat, Ping, Pointer, React,
-    RoomProtocolError, Stage, Talking, Trying, Typing, Vote,
+    RoomProtocolError, Rtc, Stage, Talking, Trying, Typing, Voice, Vote,
 )
 
 HOST_ONLY = {"kick", "mute_chat", "hand_over", "lock", "end"}
@@ -142,7 +142,9 @@ def tally(state: RoomState, look: int) -> dict:
 def decide(state: RoomState, member_id: str, msg, new_id: Callable[[], str]) -> dict | None:
     """The event body `member_id`'s message `msg` makes, or None when it makes none (`ping`).
 
-    Ephemeral bodies (type in EPHEMERAL) are for `Broker.signal`, not `publish`. Raises
+    Ephemeral bodies (type in EPHEMERAL) are for `Broker.signal`, not `publish`; one with a `to`
+    (`rtc`, a `voice` answer) is for that member alone (`no_such_member` unless it is another
+    current member). Raises
     RoomProtocolError (with the message's ref) when the member may not: `room_ended`, `forbidden`,
     `chat_muted`, `no_such_member`, `no_such_item`, `no_such_look`, `invalid_message`. Whether a
     stage `session_id` is the member's own (`not_your_session`) is the hub's check: it knows the
@@ -208,6 +210,16 @@ def decide(state: RoomState, member_id: str, msg, new_id: Callable[[], str]) -> 
         return body | {"on": msg.on}
     if isinstance(msg, Pointer):
         return body | {"x": msg.x, "y": msg.y}
+    if isinstance(msg, (Voice, Rtc)) and msg.to is not None:
+        # Addressed to one other member (the hub delivers it to that member's socket alone).
+        if msg.to == member_id or msg.to not in state.members:
+            refuse("no_such_member", f"No other member {msg.to!r} in this room.")
+    if isinstance(msg, Voice):
+        return body | {"on": msg.on} | ({"to": msg.to} if msg.to is not None else {})
+    if isinstance(msg, Rtc):
+        if "sdp" in msg.model_fields_set:
+            return body | {"to": msg.to, "sdp": {"type": msg.sdp.type, "sdp": msg.sdp.sdp}}
+        return body | {"to": msg.to, "candidate": msg.candidate.model_dump() if msg.candidate is not None else None}
     if isinstance(msg, Kick):
         if msg.member == member_id:
             refuse("forbidden", "The host cannot kick themself: leave, or hand over first.")

@@ -10,9 +10,12 @@
 // (go on stage with the shopper's own try-on session; watch whoever is on it), host controls.
 // Only product, size and colourway ever leave the page for the room: never the avatar, never
 // measurements; the stage video is the on-stage member's rendered look, served by the server.
+// Voice (voice.js) is off until the shopper presses "Join voice": only then is the microphone used,
+// and only members in voice hear it; the panel shows who is in voice and who is talking.
 
 import { ApiError, createRoom, getRoom, joinRoom, roomSocketUrl, sendStageOffer } from './api.js';
 import { VideoPeer } from './tryon.js';
+import { TALKING_TTL_MS, VOICE_REF, VoiceChat } from './voice.js';
 
 /** The reactions the server accepts (streaming/room_protocol.py REACTIONS), with spoken names. */
 export const REACTIONS = [
@@ -23,7 +26,10 @@ export const CLOSE_REASONS = {
   1000: 'left', 4401: 'bad_token', 4403: 'kicked', 4404: 'no_room', 4408: 'replaced', 4410: 'room_ended',
   4429: 'flooding',
 };
-const EPHEMERAL = new Set(['typing', 'talking', 'pointer']);
+const EPHEMERAL = new Set(['typing', 'talking', 'pointer', 'voice', 'rtc']);
+// The ICE servers of voice's peer connections. The server has no ICE setting (the try-on's video
+// uses none either): host candidates only, which connect members on one network.
+const VOICE_ICE_SERVERS = [];
 const PING_MS = 20_000; // a ping this often while open
 const PONG_WAIT_MS = 10_000; // nothing heard for this long after a ping: the socket is dead
 const WELCOME_WAIT_MS = 10_000;
@@ -493,6 +499,8 @@ export class RoomPanel {
     this.typingSent = false;
     this.typingOff = null;
     this.typing = new Map(); // member id -> timeout
+    this.talkers = new Map(); // member id -> timeout (their "talking" badge goes without a fresh `on`)
+    this.voice = null; // VoiceChat of the open room
     this.lastTrying = null;
     this.tryingTimer = null;
     this.stageSession = null; // the try-on session I last put on stage
@@ -520,6 +528,8 @@ export class RoomPanel {
     $('room-stage-toggle').addEventListener('click', () => this.toggleStage());
     $('room-watch').addEventListener('click', () => (this.peer ? this.stopWatching() : this.watch()));
     $('room-leave').addEventListener('click', () => this.leave());
+    $('room-voice-toggle').addEventListener('click', () => this.toggleVoice());
+    $('room-voice-mute').addEventListener('click', () => { if (this.voice) this.voice.setMuted(!this.voice.muted); });
     $('room-again').addEventListener('click', () => this.reset());
     $('room-rejoin').addEventListener('click', () => {
       const stored = this.load();
@@ -666,12 +676,14 @@ export class RoomPanel {
   open(o) {
     const c = new RoomClient(o);
     this.client = c;
+    this.openVoice(c);
     $('room-chat').replaceChildren();
     c.addEventListener('change', () => { this.render(); this.saveSoon(); });
     c.addEventListener('welcome', () => this.onWelcome());
     c.addEventListener('event', (e) => this.onEvent(e.detail));
     c.addEventListener('signal', (e) => this.onSignal(e.detail));
     c.addEventListener('servererror', (e) => {
+      if (e.detail.ref === VOICE_REF) return; // voice signalling to a member who just left: nothing to say
       this.say(ERRORS[e.detail.code] || e.detail.detail || 'The room refused that.', 'error');
       this.render(); // a refused change (the lock box, say) shows the room as it is
     });
@@ -690,6 +702,7 @@ export class RoomPanel {
     const me = this.client.me;
     this.lastTrying = me && me.trying ? JSON.stringify({ type: 'trying', ...RoomPanel.lookMessage(me.trying) }) : null;
     if (this.hooks.sessionId()) this.nowTrying(this.hooks.currentLook(), { now: true });
+    if (this.voice) this.voice.reconnected();
     this.renderHistory();
   }
 
@@ -701,6 +714,7 @@ export class RoomPanel {
 
   onClosed({ reason, detail }) {
     this.stopWatching();
+    if (this.voice) this.voice.stop();
     this.typingDone();
     if (reason === 'stopped') return;
     if (reason !== 'replaced' && reason !== 'flooding') this.forget();
@@ -714,6 +728,7 @@ export class RoomPanel {
 
   reset() {
     if (this.client) this.client.stop();
+    if (this.voice) this.voice.stop();
     this.client = null;
     this.forget();
     // An address with the invite of a room that is over is no use now.
@@ -872,6 +887,11 @@ export class RoomPanel {
   onEvent({ event, replayed }) {
     if (event.type === 'reaction' && !replayed) this.burst(event);
     if (event.type === 'chat' || event.type === 'left') this.clearTyping(event.member);
+    if (this.voice && (event.type === 'left' || (event.type === 'presence' && event.status === 'away'))) {
+      this.voice.memberGone(event.member); // their side of the peer is gone or going
+      this.clearTalking(event.member);
+    }
+    if (this.voice && event.type === 'presence' && event.status === 'online' && !replayed) this.voice.memberOnline(event.member);
     if (event.type === 'stage' && this.peer && !replayed) {
       // Whoever is on stage now (another member, or a new try-on of the same one): watch it instead.
       if (event.on) this.watch();
@@ -881,12 +901,78 @@ export class RoomPanel {
   }
 
   onSignal(e) {
-    if (e.type !== 'typing' || !this.client || e.member === this.client.memberId) return;
+    if (!this.client || e.member === this.client.memberId) return;
+    if (e.type === 'voice' || e.type === 'rtc') { if (this.voice) this.voice.onSignal(e); return; }
+    if (e.type === 'talking') { this.onTalking(e); return; }
+    if (e.type !== 'typing') return;
     if (e.on) {
       clearTimeout(this.typing.get(e.member));
       this.typing.set(e.member, setTimeout(() => this.clearTyping(e.member), 8000));
     } else this.clearTyping(e.member, false);
     this.renderTyping();
+  }
+
+  onTalking(e) {
+    if (e.on) {
+      clearTimeout(this.talkers.get(e.member));
+      this.talkers.set(e.member, setTimeout(() => this.clearTalking(e.member), TALKING_TTL_MS));
+    } else this.clearTalking(e.member, false);
+    this.renderTalking();
+  }
+
+  clearTalking(member, rerender = true) {
+    if (!this.talkers.has(member)) return;
+    clearTimeout(this.talkers.get(member));
+    this.talkers.delete(member);
+    if (rerender) this.renderTalking();
+  }
+
+  isTalking(id) {
+    return this.client && id === this.client.memberId ? !!(this.voice && this.voice.talking) : this.talkers.has(id);
+  }
+
+  // -- voice ---------------------------------------------------------------------------------------
+
+  openVoice(c) {
+    if (this.voice) this.voice.stop();
+    for (const t of this.talkers.values()) clearTimeout(t);
+    this.talkers.clear();
+    const voice = new VoiceChat({
+      send: (m) => { if (this.client === c) this.send(m); },
+      memberId: () => c.memberId,
+      audioBox: $('room-voice-audio'),
+      iceServers: VOICE_ICE_SERVERS,
+    });
+    this.voice = voice;
+    voice.addEventListener('change', () => { if (this.voice === voice) this.render(); });
+    voice.addEventListener('talking', () => { if (this.voice === voice) this.renderTalking(); });
+    voice.addEventListener('error', (e) => this.say(e.detail, 'error'));
+  }
+
+  async toggleVoice() {
+    const v = this.voice;
+    if (!v || !this.client || this.client.closed) return;
+    if (v.joined) { v.leave(); this.say('You left voice.'); return; }
+    this.say('Joining voice…');
+    await v.join();
+    if (v.joined) this.say('You are in voice: the members in voice hear you.');
+  }
+
+  renderVoice() {
+    const c = this.client;
+    const v = this.voice;
+    if (!c || !v) return;
+    const toggle = $('room-voice-toggle');
+    toggle.textContent = v.joining ? 'Joining voice…' : v.joined ? 'Leave voice' : 'Join voice';
+    toggle.disabled = v.joining;
+    toggle.setAttribute('aria-pressed', String(v.joined));
+    const mute = $('room-voice-mute');
+    mute.hidden = !v.joined;
+    mute.textContent = v.muted ? 'Unmute' : 'Mute';
+    mute.setAttribute('aria-pressed', String(v.muted));
+    const names = [...(v.joined ? ['you'] : []),
+      ...[...v.inVoice].filter((id) => c.room.members.has(id)).map((id) => c.nameOf(id))];
+    $('room-voice-who').textContent = names.length ? `In voice: ${names.join(', ')}.` : 'Nobody is in voice.';
   }
 
   clearTyping(member, rerender = true) {
@@ -940,6 +1026,7 @@ export class RoomPanel {
     RoomPanel.keepFocus(list, () => list.replaceChildren(...[...room.members.values()].map((m) => this.memberItem(m, me, host))));
     $('room-count').textContent = `(${room.members.size})`;
     this.renderTyping();
+    this.renderVoice();
     // Stage.
     const onStage = [...room.members.values()].filter((m) => m.onStage);
     $('room-stage-who').textContent = onStage.length
@@ -981,6 +1068,8 @@ export class RoomPanel {
       m.onStage ? el('span', { class: 'badge stage', text: 'on stage' }) : null,
       m.chatMuted || (c.room.chatMutedAll && m.id !== c.room.host) ? el('span', { class: 'badge muted-badge', text: 'muted' }) : null,
       el('span', { class: 'm-presence', text: m.online ? 'online' : 'away' }),
+      this.inVoice(m.id) ? el('span', { class: 'badge voice', text: 'in voice' }) : null,
+      el('span', { class: 'badge talking', text: 'talking', hidden: !this.isTalking(m.id) }),
       el('span', { class: 'm-typing', text: 'typing…', hidden: !this.typing.has(m.id) }));
     const li = el('li', { class: 'member', dataset: { member: m.id } }, head);
     if (m.trying) li.append(this.tryingRow(m, mine));
@@ -991,6 +1080,11 @@ export class RoomPanel {
         el('button', { type: 'button', class: 'small danger', text: 'Remove', 'aria-label': `Remove ${m.name} from the room`, dataset: { key: `kick:${m.id}` }, on: { click: () => this.send({ type: 'kick', member: m.id }) } })));
     }
     return li;
+  }
+
+  inVoice(id) {
+    const v = this.voice;
+    return !!v && (id === this.client.memberId ? v.joined : v.inVoice.has(id));
   }
 
   tryingRow(m, mine) {
@@ -1040,6 +1134,13 @@ export class RoomPanel {
     for (const li of $('room-members').children) {
       const t = li.querySelector('.m-typing');
       if (t) t.hidden = !this.typing.has(li.dataset.member);
+    }
+  }
+
+  renderTalking() {
+    for (const li of $('room-members').children) {
+      const t = li.querySelector('.badge.talking');
+      if (t) t.hidden = !this.isTalking(li.dataset.member);
     }
   }
 

@@ -45,6 +45,16 @@ VALID = [
     ({"type": "typing", "on": True}, rp.Typing, {"on": True}),
     ({"type": "talking", "on": False}, rp.Talking, {"on": False}),
     ({"type": "pointer", "x": 0, "y": 0.75}, rp.Pointer, {"x": 0.0, "y": 0.75}),
+    ({"type": "voice", "on": True}, rp.Voice, {"on": True, "to": None}),
+    ({"type": "voice", "on": True, "to": "m2"}, rp.Voice, {"on": True, "to": "m2"}),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v=0\r\ns=-\r\n"}}, rp.Rtc,
+     {"to": "m2", "sdp": rp.SessionDescription(type="offer", sdp="v=0\r\ns=-\r\n"), "candidate": None}),
+    ({"type": "rtc", "to": "m2", "candidate": {"candidate": "candidate:1 1 udp 1 10.0.0.2 5000 typ host",
+                                               "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "u"}},
+     rp.Rtc, {"sdp": None, "candidate": rp.IceCandidate(candidate="candidate:1 1 udp 1 10.0.0.2 5000 typ host",
+                                                        sdpMid="0", sdpMLineIndex=0, usernameFragment="u")}),
+    ({"type": "rtc", "to": "m2", "candidate": {"candidate": ""}}, rp.Rtc, {"candidate": rp.IceCandidate(candidate="")}),
+    ({"type": "rtc", "to": "m2", "candidate": None}, rp.Rtc, {"sdp": None, "candidate": None}),
     ({"type": "kick", "member": "m2"}, rp.Kick, {"member": "m2"}),
     ({"type": "mute_chat", "on": True}, rp.MuteChat, {"on": True, "member": None}),
     ({"type": "mute_chat", "on": False, "member": "m3"}, rp.MuteChat, {"on": False, "member": "m3"}),
@@ -68,7 +78,7 @@ def test_every_message_type_parses(doc, model, fields):
 
 def test_the_valid_cases_cover_every_type():
     assert set(MESSAGE_TYPES) == {d["type"] for d, _, _ in VALID}
-    assert len(MESSAGE_TYPES) == 17
+    assert len(MESSAGE_TYPES) == 19
     assert EPHEMERAL <= set(MESSAGE_TYPES)
 
 
@@ -161,6 +171,23 @@ BAD_FIELDS = [
     ({"type": "mute_chat", "on": True, "member": None, "all": True}, "all"),
     ({"type": "hand_over", "member": "m" * 65}, "member"),
     ({"type": "end", "now": True}, "now"),
+    ({"type": "voice", "on": None}, "on"),
+    ({"type": "voice", "on": True, "to": ""}, "to"),
+    ({"type": "rtc", "candidate": None}, "to"),
+    ({"type": "rtc", "to": "m2"}, "exactly one of sdp or candidate"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v=0"}, "candidate": None}, "exactly one"),
+    ({"type": "rtc", "to": "m2", "sdp": None}, "sdp"),
+    ({"type": "rtc", "to": "m2", "sdp": "v=0"}, "sdp"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "pranswer", "sdp": "v=0"}}, "sdp.type"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": ""}}, "sdp.sdp"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v" * (rp.RTC_SDP_MAX + 1)}}, "sdp.sdp"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v=0\x00"}}, "sdp.sdp"),
+    ({"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v=0", "extra": 1}}, "sdp.extra"),
+    ({"type": "rtc", "to": "m2", "candidate": {"sdpMid": "0"}}, "candidate.candidate"),
+    ({"type": "rtc", "to": "m2", "candidate": {"candidate": "c" * 1025}}, "candidate.candidate"),
+    ({"type": "rtc", "to": "m2", "candidate": {"candidate": "", "sdpMLineIndex": -1}}, "candidate.sdpMLineIndex"),
+    ({"type": "rtc", "to": "m2", "candidate": {"candidate": "", "sdpMLineIndex": "0"}}, "candidate.sdpMLineIndex"),
+    ({"type": "rtc", "to": "m2", "candidate": "candidate:1"}, "candidate"),
 ]
 
 
@@ -176,6 +203,22 @@ def test_invalid_message_names_the_field(doc, named):
 def test_detail_does_not_echo_the_input():
     error = refused({"type": "chat", "text": "<script>" + "x" * 1200})
     assert "<script>" not in error.detail and len(error.detail) < 200
+
+
+def test_the_largest_sdp_fits_in_a_frame():
+    """An SDP at RTC_SDP_MAX characters, in lines as short as real ones (JSON doubles each CRLF), fits
+    MAX_MESSAGE_BYTES with a member id and a ref; one character more is refused by name."""
+    line = "a=candidate:1 1 udp 2122260223 10.0.0.2 50000 typ host\r\n"
+    sdp = (line * (rp.RTC_SDP_MAX // len(line) + 1))[:rp.RTC_SDP_MAX]
+    frame = json.dumps({"type": "rtc", "to": "m" * 64, "sdp": {"type": "offer", "sdp": sdp}, "ref": "r" * 64})
+    assert len(frame.encode()) <= MAX_MESSAGE_BYTES
+    assert parse_client_message(frame).sdp.sdp == sdp
+    assert refused(frame.replace('"sdp": "a=', '"sdp": "aa=')).detail.startswith("rtc: sdp.sdp: String should have at most")
+
+
+def test_signalling_text_refuses_lone_surrogates():
+    assert refused('{"type": "rtc", "to": "m2", "sdp": {"type": "offer", "sdp": "v=0\\ud800"}}').code == "invalid_message"
+    assert refused('{"type": "rtc", "to": "m2", "candidate": {"candidate": "\\udfff"}}').code == "invalid_message"
 
 
 def test_pointer_refuses_nan():
@@ -233,7 +276,8 @@ def test_constants():
     assert MAX_MESSAGE_BYTES == 16384
     assert CLOSE == {"left": 1000, "bad_token": 4401, "kicked": 4403, "no_room": 4404, "replaced": 4408,
                      "room_ended": 4410, "flooding": 4429}
-    assert EPHEMERAL == {"typing", "talking", "pointer"}
+    assert EPHEMERAL == {"typing", "talking", "pointer", "voice", "rtc"}
+    assert rp.ADDRESSED == {"voice", "rtc"} and rp.ADDRESSED <= EPHEMERAL
     assert "👍" in REACTIONS and len(set(REACTIONS)) == len(REACTIONS)
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from streaming.room_protocol import RoomProtocolError, parse_client_message
+from streaming.room_protocol import EPHEMERAL, RoomProtocolError, parse_client_message
 from streaming.room_state import (
     MAX_CART_ITEMS, Member, RoomState, apply, decide, from_json, join_event, left_event, new_room, presence_event,
     public_event, tally, to_json, view,
@@ -35,7 +35,7 @@ class Room:
     def do(self, member: str, doc: dict) -> dict | None:
         """A member's message, decided then published (ephemeral events are only returned)."""
         body = decide(self.state, member, parse_client_message(json.dumps(doc)), lambda: next(self._ids))
-        if body is None or body["type"] in ("typing", "talking", "pointer"):
+        if body is None or body["type"] in EPHEMERAL:
             return body
         return self.publish(body)
 
@@ -171,6 +171,39 @@ def test_events_carry_the_actor_and_the_fields(room):
     # ephemeral events are bodies for Broker.signal: never applied
     assert room.do("bo", {"type": "pointer", "x": 0.25, "y": 1}) == {"type": "pointer", "member": "bo", "x": 0.25, "y": 1.0}
     assert room.do("ann", {"type": "talking", "on": True}) == {"type": "talking", "member": "ann", "on": True}
+
+
+def test_voice_and_rtc_are_addressed_ephemeral_bodies(room):
+    before = to_json(room.state)
+    assert room.do("bo", {"type": "voice", "on": True}) == {"type": "voice", "member": "bo", "on": True}
+    assert room.do("ann", {"type": "voice", "on": True, "to": "bo"}) == {"type": "voice", "member": "ann", "on": True,
+                                                                         "to": "bo"}
+    offer = {"type": "offer", "sdp": "v=0\r\n"}
+    assert room.do("ann", {"type": "rtc", "to": "bo", "sdp": offer, "ref": "x"}) == {
+        "type": "rtc", "member": "ann", "to": "bo", "sdp": offer}
+    cand = {"candidate": "candidate:1 1 udp 1 10.0.0.2 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0,
+            "usernameFragment": None}
+    assert room.do("bo", {"type": "rtc", "to": "ann", "candidate": cand}) == {
+        "type": "rtc", "member": "bo", "to": "ann", "candidate": cand}
+    assert room.do("bo", {"type": "rtc", "to": "ann", "candidate": None}) == {
+        "type": "rtc", "member": "bo", "to": "ann", "candidate": None}
+    # a muted chat does not mute voice
+    room.do("ann", {"type": "mute_chat", "on": True, "member": "bo"})
+    assert room.do("bo", {"type": "voice", "on": False})["on"] is False
+    assert to_json(room.state)["seq"] == before["seq"] + 1  # only the mute was an event
+    # the addressee must be another current member
+    for doc in ({"type": "rtc", "to": "zed", "candidate": None, "ref": "r"},
+                {"type": "rtc", "to": "ann", "candidate": None, "ref": "r"},
+                {"type": "voice", "on": True, "to": "ann", "ref": "r"}):
+        error = room.refused("ann", doc)
+        assert (error.code, error.ref) == ("no_such_member", "r"), doc
+    room.do("cy", {"type": "leave"})
+    assert room.refused("ann", {"type": "rtc", "to": "cy", "candidate": None}).code == "no_such_member"
+    assert room.refused("cy", {"type": "rtc", "to": "ann", "candidate": None}).code == "forbidden"  # not a member
+    # apply ignores them (they have no seq)
+    state = copy.deepcopy(room.state)
+    apply(room.state, {"type": "rtc", "member": "ann", "to": "bo", "candidate": None, "seq": None})
+    assert to_json(room.state) == to_json(state)
 
 
 def test_chat_mutes(room):

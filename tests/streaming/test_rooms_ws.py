@@ -11,6 +11,7 @@ import time
 import httpx
 import numpy as np
 
+from streaming.room_protocol import RTC_SDP_MAX
 from tests.streaming.room_fixtures import GRACE_S, Client, ServerProcess, join, new_room, room_server, run  # noqa: F401
 
 SID = "stage-session-SECRET-7f3a"
@@ -160,6 +161,97 @@ def test_bad_messages_get_an_error_and_the_room_goes_on(room_server):
             assert not [f for f in ann.frames if f["type"] == "error"]
             await ann.send({"type": "chat", "text": "and me"})
             assert (await bo.next("chat", text="and me"))["seq"] == before + 2
+
+    run(main())
+
+
+# An audio offer as Chromium makes it, with its ICE candidates in it (voice.js sends them in the SDP)
+# and many of them, as a browser with several network interfaces sends: about 8 KB.
+CHROMIUM_AUDIO_OFFER = "\r\n".join([
+    "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+    "a=extmap-allow-mixed", "a=msid-semantic: WMS 6b5e0b4f-3c1c-4f5e-9a57-0c9b4ad6c3a1",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+    "a=ice-ufrag:Xq3b", "a=ice-pwd:7bPlmkz3PtVyJ0xN4J0zF2qB", "a=ice-options:trickle",
+    "a=fingerprint:sha-256 " + ":".join(["A1"] * 32), "a=setup:actpass", "a=mid:0",
+    "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=sendrecv",
+    "a=msid:6b5e0b4f-3c1c-4f5e-9a57-0c9b4ad6c3a1 0e4c6a43-0d2f-4b55-8d6e-2d1a9d3f7c11",
+    "a=rtcp-mux", "a=rtcp-rsize", "a=rtpmap:111 opus/48000/2", "a=rtcp-fb:111 transport-cc",
+    "a=fmtp:111 minptime=10;useinbandfec=1", "a=rtpmap:63 red/48000/2", "a=fmtp:63 111/111",
+    "a=rtpmap:9 G722/8000", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:13 CN/8000",
+    "a=rtpmap:110 telephone-event/48000", "a=rtpmap:126 telephone-event/8000",
+    "a=ssrc:3735928559 cname:Ud3pQ7b1r0kXH2Tn",
+    "a=ssrc:3735928559 msid:6b5e0b4f-3c1c-4f5e-9a57-0c9b4ad6c3a1 0e4c6a43-0d2f-4b55-8d6e-2d1a9d3f7c11",
+] + [f"a=candidate:{1000 + i} 1 udp 2122260223 10.{i}.0.2 {50000 + i} typ host generation 0 network-id {i} "
+     f"network-cost 10" for i in range(72)]) + "\r\n"
+
+
+def test_rtc_goes_to_its_member_only_and_voice_answers_too(room_server):
+    """`rtc` and an addressed `voice` reach the `to` member alone, stamped with the sender; a third
+    member never sees them; bad addressees and malformed signalling are refused, the socket stays."""
+    async def main():
+        async with httpx.AsyncClient(base_url=room_server.url) as http:
+            room, (ann, bo, cy), _ = await members(room_server, http, "Ann", "Bo", "Cy")
+            assert 8000 < len(CHROMIUM_AUDIO_OFFER) <= RTC_SDP_MAX
+            offer = {"type": "offer", "sdp": CHROMIUM_AUDIO_OFFER}
+            frame = json.dumps({"type": "rtc", "to": bo.member_id, "sdp": offer})
+            assert len(frame.encode()) < 16384  # fits FITROOM_ROOM_MAX_MESSAGE_BYTES
+            await ann.send(frame)
+            got = await bo.next("rtc")
+            assert got["member"] == ann.member_id and got["to"] == bo.member_id and got["sdp"] == offer
+            assert got["seq"] is None and got["room_id"] == room["room_id"] and "candidate" not in got
+            answer = {"type": "answer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
+            await bo.send({"type": "rtc", "to": ann.member_id, "sdp": answer})
+            assert (await ann.next("rtc", member=bo.member_id))["sdp"] == answer
+            cand = {"candidate": "candidate:1 1 udp 2122260223 10.0.0.2 50000 typ host generation 0",
+                    "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "Xq3b"}
+            await ann.send({"type": "rtc", "to": bo.member_id, "candidate": cand})
+            await ann.send({"type": "rtc", "to": bo.member_id, "candidate": None})
+            assert (await bo.next("rtc"))["candidate"] == cand
+            end = await bo.next("rtc")
+            assert "candidate" in end and end["candidate"] is None and end["member"] == ann.member_id
+
+            # voice: an announcement goes to everyone else; an answer to its addressee only
+            await cy.send({"type": "voice", "on": True})
+            for c in (ann, bo):
+                v = await c.next("voice", member=cy.member_id)
+                assert v["on"] is True and "to" not in v and v["seq"] is None
+            await ann.send({"type": "voice", "on": True, "to": cy.member_id})
+            assert (await cy.next("voice", member=ann.member_id))["to"] == cy.member_id
+
+            # refusals: to nobody, to oneself, malformed; each an error on the sender's socket only
+            bad = [
+                ({"type": "rtc", "to": "nobody", "candidate": None, "ref": "r1"}, "no_such_member"),
+                ({"type": "rtc", "to": bo.member_id, "candidate": None, "ref": "r2"}, "no_such_member"),
+                ({"type": "voice", "on": True, "to": bo.member_id, "ref": "r3"}, "no_such_member"),
+                ({"type": "rtc", "to": ann.member_id, "ref": "r4"}, "invalid_message"),  # neither
+                ({"type": "rtc", "to": ann.member_id, "sdp": answer, "candidate": None, "ref": "r5"}, "invalid_message"),
+                ({"type": "rtc", "to": ann.member_id, "sdp": {"type": "offer", "sdp": "a" * 12001}, "ref": "r6"},
+                 "invalid_message"),
+                ({"type": "rtc", "to": ann.member_id, "sdp": "v=0", "ref": "r7"}, "invalid_message"),
+                ({"type": "rtc", "to": ann.member_id, "sdp": {"type": "rollback", "sdp": "v=0"}, "ref": "r8"},
+                 "invalid_message"),
+                ({"type": "rtc", "to": ann.member_id, "candidate": {"candidate": 5}, "ref": "r9"}, "invalid_message"),
+                ({"type": "rtc", "to": 7, "candidate": None, "ref": "r10"}, "invalid_message"),
+            ]
+            for doc, code in bad:
+                await bo.send(doc)
+                err = await bo.next("error")
+                assert (err["code"], err["ref"]) == (code, doc["ref"]), (doc, err)
+            await bo.send({"type": "ping"})
+            assert await bo.next("pong") == {"type": "pong"}
+            await bo.send({"type": "chat", "text": "still here"})
+            for c in (ann, bo, cy):
+                await c.next("chat", text="still here")
+            # nothing addressed reached a third member; no error reached anyone but Bo
+            assert [f["member"] for f in ann.frames if f["type"] == "rtc"] == [bo.member_id]
+            assert [f["member"] for f in bo.frames if f["type"] == "rtc"] == [ann.member_id] * 3
+            assert not [f for f in cy.frames if f["type"] == "rtc"]
+            assert not [f for f in bo.frames if f["type"] == "voice" and f.get("to")]
+            assert not [f for f in ann.frames + cy.frames if f["type"] == "error"]
+            assert all(f["seq"] is None for c in (ann, bo, cy) for f in c.frames if f["type"] in ("rtc", "voice"))
 
     run(main())
 
@@ -574,3 +666,48 @@ def test_a_room_survives_a_restart_of_the_server(tmp_path):
         assert server.interrupt() == 0
     finally:
         server.kill()
+
+
+def test_rtc_crosses_server_processes_to_its_member_only(tmp_path, redis_url):
+    """Two `fitroom serve` processes sharing Redis: Ann and Dee on the first, Bo and Cy on the second.
+    Ann's `rtc` to Bo reaches Bo (every process gets the broker's signal; only Bo's delivers it), and
+    neither Cy (beside Bo) nor Dee (beside Ann) sees it; Bo's answer comes back the same way."""
+    data = tmp_path / "data"
+    one = ServerProcess(data, FITROOM_REDIS_URL=redis_url).start()
+    two = None
+    try:
+        two = ServerProcess(data, FITROOM_REDIS_URL=redis_url).start()
+
+        async def main():
+            async with httpx.AsyncClient(base_url=one.url) as http:
+                room = await new_room(http, "Ann")
+                rid = room["room_id"]
+                ann = await Client.open(one.served(), rid, room["member_token"])
+                clients = {"Ann": ann}
+                for name, server in (("Bo", two), ("Cy", two), ("Dee", one)):
+                    j = await join(http, room, name)
+                    clients[name] = await Client.open(server.served(), rid, j["member_token"])
+                for c in clients.values():
+                    await c.next("presence", member=clients["Dee"].member_id, status="online", timeout=10)
+                bo, cy, dee = clients["Bo"], clients["Cy"], clients["Dee"]
+                offer = {"type": "offer", "sdp": CHROMIUM_AUDIO_OFFER}
+                await ann.send({"type": "rtc", "to": bo.member_id, "sdp": offer})
+                got = await bo.next("rtc", timeout=10)
+                assert (got["member"], got["to"], got["sdp"]) == (ann.member_id, bo.member_id, offer)
+                await bo.send({"type": "rtc", "to": ann.member_id, "candidate": None})
+                back = await ann.next("rtc", timeout=10)
+                assert back["member"] == bo.member_id and back["candidate"] is None
+                await dee.send({"type": "voice", "on": True, "to": cy.member_id})
+                assert (await cy.next("voice", timeout=10))["member"] == dee.member_id
+                await ann.send({"type": "chat", "text": "after"})
+                for c in clients.values():
+                    await c.next("chat", text="after", timeout=10)
+                assert not [f for c in (cy, dee) for f in c.frames if f["type"] == "rtc"]
+                assert not [f for c in (ann, bo) for f in c.frames if f["type"] == "voice"]
+                assert [f["type"] for f in bo.frames if f["type"] == "rtc"] == ["rtc"]
+
+        run(main(), timeout=60)
+    finally:
+        for server in (two, one):
+            if server is not None:
+                server.kill()
