@@ -31,6 +31,8 @@ class Settings:
     room_rate, room_burst : the per-member token bucket of room messages (`FITROOM_ROOM_RATE` messages/s,
         default 10; `FITROOM_ROOM_BURST`, default 20).
     room_max_message_bytes : the largest room message (`FITROOM_ROOM_MAX_MESSAGE_BYTES`, default 16384).
+    room_flush_s : the rooms' write-behind period (`FITROOM_ROOM_FLUSH_S`, default 0.05 s): what a hard
+        kill of a server can leave out of the database (a survivor stores it from Redis).
     """
 
     data_dir: Path = Path(".fitroom-data")
@@ -49,6 +51,7 @@ class Settings:
     room_rate: float = 10.0
     room_burst: int = 20
     room_max_message_bytes: int = 16_384
+    room_flush_s: float = 0.05
 
     @property
     def body_model_path(self) -> Path:
@@ -114,6 +117,7 @@ _ROOM_LIMITS = {
     "room_rate": (float, 0.1, 1000, 10.0, "messages per second"),
     "room_burst": (int, 1, 10_000, 20, "messages"),
     "room_max_message_bytes": (int, 256, 1024 * 1024, 16_384, "bytes"),
+    "room_flush_s": (float, 0.01, 60, 0.05, "seconds"),
 }
 
 

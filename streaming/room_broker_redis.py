@@ -383,10 +383,15 @@ class RedisBroker:
         taken: dict[str, list[str]] = {}
         for (room_id, ids), row in zip(rooms, holders):
             pairs = [x for m, h in zip(ids, row) if h in stopped for x in (m, h)]
-            if pairs:
+            if not pairs:
+                continue
+            try:
                 moved = await self._take_over(keys=[held_key(room_id)], args=[self.proc, *pairs])
-                if moved:
-                    taken[room_id] = [m.decode() for m in moved]
+            except (aioredis.RedisError, OSError) as e:  # the rooms already moved must still be returned
+                log.warning("room %s: taking members over failed: %s", room_id, e)
+                continue
+            if moved:
+                taken[room_id] = [m.decode() for m in moved]
         return taken
 
     async def _heartbeat_loop(self) -> None:
@@ -394,7 +399,7 @@ class RedisBroker:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self._redis.set(proc_key(self.proc), 1, ex=PROC_TTL_S)
-            except (aioredis.RedisError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 - a dead heartbeat would make the others take this process's members
                 log.warning("the heartbeat to Redis failed: %s", e)
 
     # --- the publisher: one pipeline at a time, every publish queued meanwhile in the next

@@ -36,13 +36,13 @@ rooms that a stopped process held (`broker.orphans`: away, reason `server_gone`,
 here). When the host leaves (any reason) the next host is the earliest-joined remaining member
 (`room_state.apply`); the hub writes it in the `left` event as `new_host` for clients.
 
-Persistence, write-behind: the events this process published are batched (every `FLUSH_EVERY_S`,
+Persistence, write-behind: the events this process published are batched (every `settings.room_flush_s`,
 or at once from `FLUSH_BATCH` events) and stored by one worker-thread call per period
 (`room_store.append_batches`): every room's events and due snapshots (every `SNAPSHOT_EVERY`
 events or `SNAPSHOT_EVERY_S`) in one transaction; a failed batch is retried (`STORE_RETRIES`).
 Creating and joining a room wait for their batch to be stored before answering. `stop()` (app
 shutdown) stores everything, so a graceful restart loses nothing; a hard kill leaves its last
-batch (at most `FLUSH_EVERY_S` of events) out of the database. With Redis the broker's log still
+batch (at most `room_flush_s` of events) out of the database. With Redis the broker's log still
 has it, and a process that takes over the killed one's members, or loads the room, stores it
 (`_backfill`); with the in-process broker it is lost.
 
@@ -57,8 +57,8 @@ second). A room with no sockets, no timers and nothing to store is dropped from 
 `IDLE_UNLOAD_S`; an ended room as soon as its sockets are closed and its events stored.
 
 Stage: `stage on` is accepted only with the id of a live try-on session on this server
-(`app.state.tryon.registry`) that no other member, of this room or another, has put on stage
-(the first to do so owns it for the session's life); the id stays in the state and the stored events, and
+(`app.state.tryon.registry`) that no other member, of this room or another, has on stage now;
+the id stays in the state and the stored events, and
 `room_state.public_event` strips it from every frame members receive.
 """
 
@@ -78,7 +78,7 @@ from typing import Any
 from fitroom.errors import FitroomError
 from streaming import room_store as store
 from streaming.control_channel import TokenBucket
-from streaming.room_broker import Broker, make_broker
+from streaming.room_broker import LOG_KEEP, Broker, make_broker
 from streaming.room_protocol import ADDRESSED, CLOSE, EPHEMERAL, RoomCreate, RoomProtocolError, parse_client_message
 from streaming.room_state import (
     RoomState, apply, decide, from_json, join_event, left_event, new_room, presence_event, public_event, to_json,
@@ -91,7 +91,7 @@ MEMORY_LOG = 2000       # events of a room kept in memory (as the text members r
 REPLAY_MAX = 10_000     # a resume missing more than this gets the room as is, no replay
 SEND_QUEUE_MAX = 1000   # frames waiting for one socket before it is closed `too_slow`
 FLOOD_CLOSE = 100       # refusals by the rate limit in a row that close a socket 4429
-FLUSH_EVERY_S = 0.05    # write-behind period
+TAKE_OVER_EVERY_S = 1.0  # how often members of stopped processes are looked for
 FLUSH_BATCH = 200       # pending events that start a flush at once
 SNAPSHOT_EVERY = 200    # events between two stored snapshots of a room ...
 SNAPSHOT_EVERY_S = 5.0  # ... or seconds
@@ -345,6 +345,7 @@ class RoomHub:
         self._flush_lock = asyncio.Lock()
         await self.broker.start()
         self._flusher = asyncio.ensure_future(self._flush_loop())
+        self._spawn(self._take_over_loop())
 
     async def stop(self) -> None:
         """Closes every socket (1012), stores every pending event and snapshot, closes the broker."""
@@ -441,7 +442,9 @@ class RoomHub:
             for member_id, member in list(room.state.members.items()):
                 if had is None or not member.online:
                     self._start_grace(room, member_id)
-            if had is None:  # nobody holds these members' sockets: they are away from now
+            if had is None:  # nobody holds these members' sockets: they are away from now, and ours
+                for member_id in list(room.state.members):
+                    await self._hold(room, member_id)
                 for member_id in [m.id for m in room.state.members.values() if m.online]:
                     await self.publish(room, presence_event(member_id, "away"))
         self.rooms[room_id] = room
@@ -553,10 +556,20 @@ class RoomHub:
         await self._hold(room, member_id)
         await self.publish(room, presence_event(member_id, "online"))
 
+    async def _take_over_loop(self) -> None:
+        """Every TAKE_OVER_EVERY_S, outside the write-behind: a slow broker must not hold up storing."""
+        while not self._stopping:
+            await asyncio.sleep(TAKE_OVER_EVERY_S)
+            try:
+                await self._take_over()
+            except Exception as e:  # noqa: BLE001 - the broker is down: try again next time
+                log.warning("rooms: looking for members of stopped processes failed: %s", e)
+
     async def _take_over(self) -> None:
         """Members of the rooms here that a stopped process held: they are away, with a grace timer here."""
         members = {room.id: [m for m in room.state.members if m not in room.conns]
                    for room in self.rooms.values() if room.ready and not room.state.ended}
+        away = []
         for room_id, member_ids in (await self.broker.orphans(members)).items():
             room = self.rooms.get(room_id)
             if room is None:
@@ -567,17 +580,30 @@ class RoomHub:
                 if member is None or member_id in room.conns:
                     continue
                 log.info("room %s: member %s was held by a stopped server; taken over", room_id, member_id)
-                self._start_grace(room, member_id)
+                self._start_grace(room, member_id)  # first, for all: they are ours now
                 if member.online:
-                    await self.publish(room, presence_event(member_id, "away", "server_gone"))
+                    away.append((room, member_id))
+        for room, member_id in away:
+            try:
+                await self.publish(room, presence_event(member_id, "away", "server_gone"))
+            except Exception as e:  # noqa: BLE001 - the grace timer still lets them leave
+                log.warning("room %s: publishing %s away failed: %s", room.id, member_id, e)
 
     async def _backfill(self, room: LiveRoom, events: list[dict] | None = None) -> None:
-        """Stores the room's events the broker's log has above the database's last: those a stopped
-        process published and had not stored (events stored already are skipped by the insert)."""
+        """Stores the room's events missing from the database that the broker's log still has: those a
+        stopped process published and had not stored (events stored already are skipped by the insert).
+        Looks from the first missing seq, not the last stored: a survivor stores its own later events."""
         try:
             if events is None:
-                stored = await asyncio.to_thread(store.last_seq, self.db, room.id)
-                events = await self.broker.recent(room.id, stored) or []
+                until = room.state.seq
+                gap = await asyncio.to_thread(store.first_missing, self.db, room.id,
+                                              max(until - LOG_KEEP, 0), until)
+                if gap is None:
+                    return
+                events = await self.broker.recent(room.id, gap - 1)
+                if events is None:
+                    log.error("room %s: the broker's log no longer has seq %d; it is not stored", room.id, gap)
+                    return
             events = [e for e in events if e["seq"] <= room.state.seq]
             if events:
                 await asyncio.to_thread(store.append_events, self.db, room.id, events)
@@ -817,9 +843,12 @@ class RoomHub:
             if msg.type == "ping":
                 conn.push(_PONG)
                 return
+            staged = None
             if msg.type == "stage" and msg.on:
-                self._claim_session(msg.session_id, room.id, member_id, msg.ref)
+                staged = self._stage_session(msg.session_id, room.id, member_id, msg.ref)
             body = decide(state, member_id, msg, new_id)
+            if staged is not None:
+                staged.stage_owner = (room.id, member_id)
         except RoomProtocolError as e:
             conn.push(dumps(e.to_event()))
             return
@@ -840,8 +869,10 @@ class RoomHub:
                 error["ref"] = msg.ref
             conn.push(dumps(error))
 
-    def _claim_session(self, session_id: str | None, room_id: str, member_id: str, ref: str | None) -> None:
-        """A live try-on session on this server that no other room member has put on stage."""
+    def _stage_session(self, session_id: str | None, room_id: str, member_id: str, ref: str | None):
+        """The live try-on session on this server to put on stage, unless another room member has it
+        on stage now (a session id that leaked cannot show its owner's look elsewhere meanwhile; once
+        they step down, leave or the room ends, the session is free for its next room)."""
         registry = getattr(self.tryon, "registry", None)
         if registry is None or not session_id:
             raise RoomProtocolError("not_your_session", "There is no try-on session to put on stage.", ref)
@@ -849,10 +880,13 @@ class RoomHub:
             session = registry.get(session_id)
         except FitroomError:
             raise RoomProtocolError("not_your_session", "That is not a live try-on session of yours.", ref) from None
-        if session.stage_owner is None:  # the loop's thread is the only writer
-            session.stage_owner = (room_id, member_id)
-        elif session.stage_owner != (room_id, member_id):
-            raise RoomProtocolError("not_your_session", "That try-on is another member's.", ref)
+        owner = session.stage_owner
+        if owner is not None and owner != (room_id, member_id):
+            room = self.rooms.get(owner[0])
+            holder = room.state.members.get(owner[1]) if room is not None and not room.state.ended else None
+            if holder is not None and holder.on_stage and holder.stage_session == session_id:
+                raise RoomProtocolError("not_your_session", "That try-on is on stage for another member.", ref)
+        return session
 
     # ---- persistence -----------------------------------------------------------------------------
 
@@ -861,10 +895,10 @@ class RoomHub:
         while not self._stopping:
             t0 = time.monotonic()
             try:
-                await asyncio.wait_for(self._flush_wake.wait(), FLUSH_EVERY_S)
+                await asyncio.wait_for(self._flush_wake.wait(), self.settings.room_flush_s)
             except asyncio.TimeoutError:
                 pass
-            lag = time.monotonic() - t0 - FLUSH_EVERY_S
+            lag = time.monotonic() - t0 - self.settings.room_flush_s
             if lag > LAG_WARN_S:  # every socket of the process waited that long
                 log.warning("rooms: the event loop was %.0f ms late", lag * 1000)
             self._flush_wake.clear()
@@ -875,11 +909,10 @@ class RoomHub:
                 if time.monotonic() - last_sweep > 1.0:
                     last_sweep = time.monotonic()
                     await self._sweep()
-                    await self._take_over()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
-                log.exception("rooms: storing events or the sweep failed")
+                log.exception("rooms: storing events failed")
 
     async def flush(self, snapshot: bool = False) -> None:
         """Stores the pending events of every room (and due snapshots) now."""

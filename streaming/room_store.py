@@ -232,6 +232,17 @@ def events_since(db, room_id: str, seq: int, until: int | None = None, limit: in
         return list(s.scalars(q).all())
 
 
+def first_missing(db, room_id: str, after: int, until: int) -> int | None:
+    """The smallest seq in `after < seq <= until` with no stored event (None: all are stored)."""
+    with db.session() as s:
+        seqs = s.scalars(select(RoomEvent.seq).where(RoomEvent.room_id == room_id, RoomEvent.seq > after,
+                                                     RoomEvent.seq <= until).order_by(RoomEvent.seq)).all()
+    for want, seq in zip(range(after + 1, until + 1), seqs):
+        if seq != want:
+            return want
+    return after + len(seqs) + 1 if after + len(seqs) < until else None
+
+
 def last_seq(db, room_id: str) -> int:
     """The largest stored seq of the room (its snapshot's when it has no later events; 0 for none)."""
     with db.session() as s:

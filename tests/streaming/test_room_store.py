@@ -108,6 +108,16 @@ def test_a_failed_batch_stores_nothing(catalog):
     assert store.get_room(catalog, "room1").snapshot_seq == 0
 
 
+def test_first_missing_finds_the_first_gap_not_the_last_seq(catalog):
+    make_room(catalog)
+    store.append_events(catalog, "room1", [event(s) for s in (1, 2, 3, 6, 7)])
+    assert store.first_missing(catalog, "room1", 0, 7) == 4
+    assert store.first_missing(catalog, "room1", 5, 7) is None
+    assert store.first_missing(catalog, "room1", 5, 9) == 8
+    assert store.first_missing(catalog, "room1", 0, 3) is None
+    assert store.first_missing(catalog, "nope", 0, 2) == 1
+
+
 def test_an_event_stored_twice_is_stored_once(catalog):
     """A process may store events another published (a takeover): the first stored stays."""
     make_room(catalog)

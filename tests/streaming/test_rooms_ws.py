@@ -562,6 +562,11 @@ def test_the_stage_shows_the_look_but_never_the_session_id(room_server):
             r = await http.post(f"/api/v1/rooms/{rid}/stage/offer", params={"token": tokens[1]},
                                 json={"sdp": "v=0", "type": "offer"})
             assert r.status_code == 404 and r.json()["error"] == "no_stage"
+            # stepped down, Ann's try-on is free for her next room (a new member id there)
+            _, (ann2,), _ = await members(room_server, http, "Ann")
+            await ann2.send({"type": "stage", "on": True, "session_id": SID})
+            assert (await ann2.next("stage"))["member"] == ann2.member_id
+            await ann2.close()
             await ann.send({"type": "chat", "text": "done"})
             for c in (ann, bo, cy):
                 await c.next("chat", text="done")
