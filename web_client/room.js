@@ -313,7 +313,9 @@ export class RoomClient extends EventTarget {
     if (!this.room.id) this.room.id = this.roomId;
     for (const m of this.room.members.values()) this.names.set(m.id, m.name);
     this.viewSeq = msg.seq;
-    for (const e of this.history) if (e.type === 'vote') noteVote(this.room, e);
+    // The saved history says who voted what since; not my own vote: the view's `mine` is the server's
+    // word on it, and an older vote of mine in the history would override it.
+    for (const e of this.history) if (e.type === 'vote' && e.member !== this.memberId) noteVote(this.room, e);
     // A first connect without `since` starts at the welcome; a resume keeps its last seq and takes
     // the replayed events (seq <= viewSeq) into the history only: the view has them already.
     if ((!this.welcomed && this.resumeFrom === null) || this.seq > msg.seq) this.seq = msg.seq;
@@ -890,6 +892,13 @@ export class RoomPanel {
     if (this.voice && (event.type === 'left' || (event.type === 'presence' && event.status === 'away'))) {
       this.voice.memberGone(event.member); // their side of the peer is gone or going
       this.clearTalking(event.member);
+    }
+    if (this.voice && event.type === 'presence' && event.status === 'away' && !replayed
+        && event.member === this.client.memberId && this.client.state === 'open') {
+      // Away about me while my socket is open: another process took me for gone (docs/rooms.md,
+      // "Presence across processes"; `online` follows). The others closed their peers with me and
+      // dropped me from voice: mine are stale, and I say again that I am in voice, as after a reconnect.
+      this.voice.reconnected();
     }
     if (this.voice && event.type === 'presence' && event.status === 'online' && !replayed) this.voice.memberOnline(event.member);
     if (event.type === 'stage' && this.peer && !replayed) {

@@ -26,6 +26,9 @@ const TALK_GAP_MS = 400; // at most one `talking` message this often
 const TALK_REFRESH_MS = 2500; // while talking, `on` again this often (others clear it after TALKING_TTL_MS)
 export const TALKING_TTL_MS = 4000; // a member's "talking" badge goes without a fresh `on` by then
 const RETRY_MS = 1500; // a failed peer is made again after this (by its offerer)
+// A peer not connected by then has failed: a lost `rtc` (refused as rate_limited, say: voice's errors
+// are not shown) leaves it in 'new' or 'have-local-offer', which never turns 'failed' by itself.
+const CONNECT_MS = 15000;
 // Errors about voice messages carry this ref: the panel leaves them to voice (a peer who just left).
 export const VOICE_REF = 'voice';
 
@@ -70,7 +73,13 @@ class VoicePeer {
       if (this.sdpSent && !(this.sentComplete && !e.candidate)) this.send({ candidate: e.candidate ? e.candidate.toJSON() : null });
     });
     this.pc.addEventListener('track', (e) => this.play(e.streams[0] || new MediaStream([e.track])));
-    this.pc.addEventListener('connectionstatechange', () => chat.peerState(this));
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (this.pc.connectionState === 'connected') clearTimeout(this.timer);
+      chat.peerState(this);
+    });
+    this.timer = setTimeout(() => {
+      if (this.pc.connectionState !== 'connected') chat.peerFailed(this, `not connected after ${CONNECT_MS} ms`);
+    }, CONNECT_MS);
   }
 
   send(payload) { this.chat.send({ type: 'rtc', to: this.member, ...payload }); }
@@ -122,6 +131,7 @@ class VoicePeer {
   }
 
   close() {
+    clearTimeout(this.timer);
     this.pc.close();
     if (this.audio) { this.audio.srcObject = null; this.audio.remove(); }
     this.audio = null;
@@ -152,6 +162,7 @@ export class VoiceChat extends EventTarget {
     this.getUserMedia = getUserMedia || ((c) => navigator.mediaDevices.getUserMedia(c));
     this.joined = false;
     this.joining = false;
+    this.generation = 0; // stop() moves it on: a join still waiting for the microphone then is void
     this.muted = false;
     this.stream = null;
     this.meter = null;
@@ -173,16 +184,25 @@ export class VoiceChat extends EventTarget {
   async join() {
     if (this.joined || this.joining) return;
     this.joining = true;
+    const generation = this.generation;
     let stream;
     try {
       stream = await this.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true }, video: false });
     } catch (e) {
       this.joining = false;
+      if (this.generation !== generation) { this._emit('change'); return; } // stopped meanwhile: nothing to say
       this._emit('error', e && e.name === 'NotAllowedError' ? 'Voice needs your microphone: allow it to join.' : `No microphone: ${e.message || e}`);
       this._emit('change');
       return;
     }
     this.joining = false;
+    if (this.generation !== generation) {
+      // stop() came while the permission prompt was up (the room closed, another room opened): the
+      // microphone goes back at once, and nothing is announced or connected.
+      for (const t of stream.getTracks()) t.stop();
+      this._emit('change');
+      return;
+    }
     this.stream = stream;
     this.joined = true;
     this.muted = false;
@@ -202,6 +222,7 @@ export class VoiceChat extends EventTarget {
 
   /** Everything off without a word to the room (the room is closed, or the page is going). */
   stop() {
+    this.generation += 1; // a join still waiting for the microphone is void
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
     if (this.meter) this.meter.close();

@@ -63,6 +63,24 @@ def test_view_gives_my_own_vote(page):
     assert page.console_errors == []
 
 
+def test_welcome_keeps_the_views_vote_of_mine_over_the_history(page):
+    """A welcome that is not a resume: the saved history says who voted what, but my own vote is the
+    view's `mine` (the server's word), not an older vote of mine in the history."""
+    got = page.evaluate(_client_script("""
+      const v = %s;
+      v.members[0].trying_seq = 7;
+      v.votes = { 7: { up: 1, down: 1, mine: -1 } };
+      const ev = (seq, member, value) => ({ type: 'vote', seq, room_id: 'r1', member, look: 7, value, at: 1700000000000 + seq });
+      const c = new RoomClient({ roomId: 'r1', token: 'T', memberId: 'b', socketUrl, WebSocketImpl: FakeSocket, checkToken,
+                                 history: [ev(5, 'b', 1), ev(6, 'a', 1)] });
+      c.connect();
+      FakeSocket.all[0].deliver({ type: 'welcome', member_id: 'b', seq: 8, room: v, resumed: false });
+      return Object.fromEntries(c.room.votes.get(7));
+    """ % VIEW.replace("SEQ", "8")))
+    assert got == {"a": 1, "b": -1}
+    assert page.console_errors == []
+
+
 def test_room_client_resume_replay_gap_and_close(page):
     """The client's sequence bookkeeping, with the server scripted."""
     got = page.evaluate(_client_script("""

@@ -184,6 +184,26 @@ def test_two_members_talk_and_a_third_hears_nothing(open_voice_page):
     assert b.locator("#room-conn").get_attribute("data-state") == "open"
     assert b.evaluate(REMOTE_LEVEL, [ana, 8000]) > 0.01
 
+    # Another process takes Ben for gone while his socket stays open (docs/rooms.md, "Presence across
+    # processes"): `presence away` about him reaches everyone, Ben included, then `online`. Ana drops
+    # her peer with him; Ben drops his stale one and announces himself again: they connect afresh.
+    def presence(pg, status):
+        pg.evaluate("""([member, status]) => window.fitroom.room.client._emit('event', {
+          event: { type: 'presence', status, member, reason: 'server_gone' }, replayed: false })""", [ben, status])
+
+    b.evaluate("(id) => { window.__before = window.fitroom.room.voice.peers.get(id).pc; }", ana)
+    sent_at = len(b.ws_out)
+    presence(a, "away")
+    presence(b, "away")
+    presence(a, "online")
+    presence(b, "online")
+    b.wait_for_function("""(id) => {
+      const p = window.fitroom.room.voice.peers.get(id);
+      return window.__before.signalingState === 'closed' && p && p.pc.connectionState === 'connected';
+    }""", arg=ana, timeout=15_000)
+    a.wait_for_function("(id) => window.fitroom.room.voice.connected().includes(id)", arg=ben, timeout=15_000)
+    assert [f for f in b.ws_out[sent_at:] if f.get("type") == "voice" and f.get("on") and "to" not in f]
+
     # Ben mutes: no `talking on` from him while muted.
     b.locator("#room-voice-mute").click()
     b.wait_for_selector("#room-voice-mute:text-is('Unmute')")
@@ -215,3 +235,59 @@ def test_two_members_talk_and_a_third_hears_nothing(open_voice_page):
     assert {f["member"] for f in a.ws_in if f.get("type") == "rtc"} == {ben}
     for pg in (a, b, c):
         assert pg.console_errors == [], pg.console_errors
+
+
+def test_stop_while_the_microphone_is_asked_for(open_voice_page):
+    """The room closes while "Join voice" waits for the microphone: when it comes, it is released at
+    once; nothing is announced, no peer is made (not even with a member the page thought in voice)."""
+    a = open_voice_page("/")
+    a.fill("#room-name", "Ana")
+    a.locator("#room-create").click()
+    a.wait_for_selector("#room-conn[data-state='open']")
+    a.evaluate("""() => {
+      const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+      window.__gum = { asked: 0 };
+      navigator.mediaDevices.getUserMedia = (c) => {
+        window.__gum.asked += 1;
+        return new Promise((resolve) => { window.__gum.grant = () => real(c).then((s) => { window.__gum.stream = s; resolve(s); }); });
+      };
+    }""")
+    a.locator("#room-voice-toggle").click()
+    a.wait_for_function("() => window.__gum.asked === 1 && window.fitroom.room.voice.joining")
+    voice_frames = lambda: [f for f in a.ws_out if f.get("type") in ("voice", "rtc")]  # noqa: E731
+    a.evaluate("() => { window.__voice = window.fitroom.room.voice; window.__voice.inVoice.add('zz'); }")
+    a.evaluate("() => window.fitroom.room.reset()")  # the room is left behind: voice.stop()
+    a.evaluate("() => window.__gum.grant()")
+    a.wait_for_function("() => window.__gum.stream && !window.__voice.joining")
+    got = a.evaluate("""() => ({
+      tracks: window.__gum.stream.getTracks().map((t) => t.readyState),
+      joined: window.__voice.joined, stream: window.__voice.stream, meter: window.__voice.meter,
+      peers: window.__voice.peers.size, pcs: window.__media.pcs.length })""")
+    assert got == {"tracks": ["ended"], "joined": False, "stream": None, "meter": None, "peers": 0, "pcs": 0}
+    assert voice_frames() == []
+    assert a.console_errors == [], a.console_errors
+
+
+def test_a_peer_not_connected_in_time_is_made_again(open_voice_page):
+    """Lost signalling (an `rtc` refused, its error not shown) leaves a peer short of 'connected' and
+    never 'failed': after CONNECT_MS it is closed and made again (CONNECT_MS shortened here)."""
+    a = open_voice_page("/")
+    got = a.evaluate("""async () => {
+      const { VoiceChat } = await import('/voice.js');
+      const setTimeoutReal = window.setTimeout;
+      window.setTimeout = (f, ms, ...rest) => setTimeoutReal(f, ms === 15000 ? 2000 : ms, ...rest);
+      const sent = [];
+      const v = new VoiceChat({ send: (m) => sent.push(m), memberId: () => 'a', audioBox: document.createElement('div') });
+      await v.join();
+      v.onSignal({ type: 'voice', on: true, member: 'z' });  // I offer ('a' < 'z'); nothing ever answers
+      const first = v.peers.get('z').pc;
+      const offers = () => sent.filter((m) => m.type === 'rtc' && m.sdp && m.sdp.type === 'offer').length;
+      const t0 = Date.now();
+      while (offers() < 2 && Date.now() - t0 < 12000) await new Promise((r) => setTimeoutReal(r, 50));
+      const got = { offers: offers(), first: first.signalingState, again: !!v.peers.get('z') && v.peers.get('z').pc !== first };
+      v.stop();
+      window.setTimeout = setTimeoutReal;
+      return got;
+    }""")
+    assert got == {"offers": 2, "first": "closed", "again": True}
+    assert a.console_errors == [], a.console_errors
