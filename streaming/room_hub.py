@@ -26,8 +26,9 @@ database (the tail the database does not hold yet comes from the memory log) wit
 back meanwhile. More than `REPLAY_MAX` missed events are not replayed: the welcome then says
 `"resumed": false` and the client takes `room` as is.
 
-Presence and grace: a socket that connects publishes `presence online` (unless it replaces a live
-socket of the same member); a member's last socket dropping publishes `presence away` and starts a
+Presence and grace: a member's newest socket wins, in this process (the older one is closed
+`replaced` at once) and across processes (`SOCKET_SIGNAL`, `LiveRoom._socket_signal`). A socket
+that connects publishes `presence online` (unless it replaces a live socket of the same member here); a member's last socket dropping publishes `presence away` and starts a
 grace timer (`settings.room_grace_s`): not back by then, `left` with reason `timeout`. A member who
 joined over HTTP gets the same grace to open its first socket. Any `presence online` of a member
 (from this process or another) cancels this process's timer for it. The process with a member's
@@ -91,6 +92,7 @@ MEMORY_LOG = 2000       # events of a room kept in memory (as the text members r
 REPLAY_MAX = 10_000     # a resume missing more than this gets the room as is, no replay
 SEND_QUEUE_MAX = 1000   # frames waiting for one socket before it is closed `too_slow`
 FLOOD_CLOSE = 100       # refusals by the rate limit in a row that close a socket 4429
+SOCKET_SIGNAL = "socket"  # a hub-to-hub signal (never sent to members): a member's new socket
 TAKE_OVER_EVERY_S = 1.0  # how often members of stopped processes are looked for
 FLUSH_BATCH = 200       # pending events that start a flush at once
 SNAPSHOT_EVERY = 200    # events between two stored snapshots of a room ...
@@ -125,10 +127,13 @@ def _close_for(reason: str) -> tuple[int, str]:
 class Conn:
     """One member socket: a bounded send queue drained by its own task (`run`)."""
 
-    __slots__ = ("ws", "member_id", "queue", "wake", "limit", "held", "closing", "task", "recv_task", "on_overflow")
+    __slots__ = ("ws", "member_id", "queue", "wake", "limit", "held", "closing", "task", "recv_task", "on_overflow",
+                 "token", "announced")
 
     def __init__(self, ws, member_id: str, limit: int = SEND_QUEUE_MAX):
         self.ws, self.member_id, self.limit = ws, member_id, limit
+        self.token = secrets.token_hex(6)  # names this socket in the `socket` signal
+        self.announced = False  # its own `socket` signal has come back through the broker
         self.queue: collections.deque = collections.deque()
         self.wake = asyncio.Event()
         self.held: list[str] | None = None  # live frames held back while a replay is fetched
@@ -232,7 +237,10 @@ class LiveRoom:
         """The broker subscriber: runs on the event loop for every event of the room."""
         seq = event.get("seq")
         if seq is None:
-            self._ephemeral(event)
+            if event.get("type") == SOCKET_SIGNAL:
+                self._socket_signal(event)
+            else:
+                self._ephemeral(event)
             return
         if not self.ready or self.catching_up:
             self.buffer.append(event)
@@ -270,6 +278,22 @@ class LiveRoom:
                 else:
                     still.append((want, fut))
             self.waiters = still
+
+    def _socket_signal(self, event: dict) -> None:
+        """The newest socket of a member wins across processes too. Every socket, once attached,
+        signals itself; the broker gives all processes one order. A socket whose own signal came
+        back before another socket's of the same member is the older one: it is closed `replaced`,
+        taken out first so that its close publishes no `away` (the member is online elsewhere).
+        One whose own signal is still on its way is the newer one and stays."""
+        member_id = event.get("member")
+        conn = self.conns.get(member_id)
+        if conn is None:
+            return
+        if event.get("conn") == conn.token:
+            conn.announced = True
+        elif conn.announced:
+            del self.conns[member_id]
+            conn.close(*_close_for("replaced"))
 
     def _ephemeral(self, event: dict) -> None:
         sender, to = event.get("member"), event.get("to")
@@ -750,6 +774,7 @@ class RoomHub:
 
     async def _socket(self, room: LiveRoom, conn: Conn, replaced: bool) -> None:
         await self._hold(room, conn.member_id)
+        await self.broker.signal(room.id, {"type": SOCKET_SIGNAL, "member": conn.member_id, "conn": conn.token})
         if not replaced:
             await self.publish(room, presence_event(conn.member_id, "online"))
         await self._receive(room, conn)

@@ -248,6 +248,37 @@ def test_a_member_resumes_on_the_other_process(two_servers):
     assert [e for e in resumed if e["seq"] > welcome["seq"]] == [e for e in ana_events if e["seq"] > welcome["seq"]]
 
 
+def test_the_newest_socket_of_a_member_wins_across_processes(two_servers):
+    """Dee opens the room on process 1, then again on process 2 (a second tab): the first socket is
+    closed 4408 replaced, and Ana sees Dee stay online (no `away` from the closed one)."""
+    p1, p2 = two_servers
+
+    async def scenario():
+        async with httpx.AsyncClient(timeout=20) as http:
+            room = (await http.post(p1 + "/api/v1/rooms", json={"display_name": "Ana"})).json()
+            room_id = room["room_id"]
+            j = (await http.post(f"{p1}/api/v1/rooms/{room_id}/join",
+                                 json={"invite_token": room["invite_token"], "display_name": "Dee"})).json()
+        ana, first, second = Client("Ana@1"), Client("Dee@1"), Client("Dee@2")
+        await ana.open(p1, room_id, room["member_token"])
+        await first.open(p1, room_id, j["member_token"])
+        await ana.wait(lambda f: f["type"] == "presence" and f["member"] == j["member_id"])
+        await second.open(p2, room_id, j["member_token"])
+        await asyncio.wait_for(first.task, 10)  # the first socket is closed by the server
+        await second.send({"type": "chat", "text": "from my second tab"})
+        await ana.wait(lambda f: f.get("text") == "from my second tab")
+        await asyncio.sleep(0.3)
+        presence = [f["status"] for f in ana.frames if f["type"] == "presence" and f["member"] == j["member_id"]]
+        out = (first.ws.close_code, first.ws.close_reason, presence)
+        await ana.close()
+        await second.close()
+        return out
+
+    code, reason, presence = asyncio.run(scenario())
+    assert (code, reason) == (4408, "replaced")
+    assert presence == ["online", "online"]  # the second tab's; never away
+
+
 def _stored_seqs(folder: Path, database_url: str | None, room_id: str) -> list[int]:
     from sqlalchemy import create_engine, text
 
