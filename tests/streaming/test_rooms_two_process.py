@@ -133,6 +133,14 @@ class Client:
         return next(f for f in self.frames if f["type"] == "welcome")
 
 
+async def _ana_and_dee(http, host: str, joiner: str) -> tuple[dict, dict]:
+    """Ana creates a room on `host`; Dee joins it through `joiner`: (Ana's room, Dee's join)."""
+    room = (await http.post(host + "/api/v1/rooms", json={"display_name": "Ana"})).json()
+    joined = (await http.post(f"{joiner}/api/v1/rooms/{room['room_id']}/join",
+                              json={"invite_token": room["invite_token"], "display_name": "Dee"})).json()
+    return room, joined
+
+
 def _mine(events, member_id, kinds=("chat", "trying", "cart_added")):
     return [e for e in events if e["member"] == member_id and e["type"] in kinds]
 
@@ -205,10 +213,8 @@ def test_a_member_resumes_on_the_other_process(two_servers):
 
     async def scenario():
         async with httpx.AsyncClient(timeout=20) as http:
-            room = (await http.post(p1 + "/api/v1/rooms", json={"display_name": "Ana"})).json()
-            room_id = room["room_id"]
-            j = (await http.post(f"{p2}/api/v1/rooms/{room_id}/join",
-                                 json={"invite_token": room["invite_token"], "display_name": "Dee"})).json()
+            room, j = await _ana_and_dee(http, p1, p2)
+        room_id = room["room_id"]
         ana, dee = Client("Ana@1"), Client("Dee@2")
         await ana.open(p1, room_id, room["member_token"])
         await dee.open(p2, room_id, j["member_token"])
@@ -255,10 +261,8 @@ def test_the_newest_socket_of_a_member_wins_across_processes(two_servers):
 
     async def scenario():
         async with httpx.AsyncClient(timeout=20) as http:
-            room = (await http.post(p1 + "/api/v1/rooms", json={"display_name": "Ana"})).json()
-            room_id = room["room_id"]
-            j = (await http.post(f"{p1}/api/v1/rooms/{room_id}/join",
-                                 json={"invite_token": room["invite_token"], "display_name": "Dee"})).json()
+            room, j = await _ana_and_dee(http, p1, p1)
+        room_id = room["room_id"]
         ana, first, second = Client("Ana@1"), Client("Dee@1"), Client("Dee@2")
         await ana.open(p1, room_id, room["member_token"])
         await first.open(p1, room_id, j["member_token"])
@@ -306,10 +310,8 @@ def test_members_of_a_killed_process_are_taken_over(tmp_path, redis_url, databas
 
         async def scenario():
             async with httpx.AsyncClient(timeout=20) as http:
-                room = (await http.post(p1 + "/api/v1/rooms", json={"display_name": "Ana"})).json()
-                room_id = room["room_id"]
-                invite = {"invite_token": room["invite_token"]}
-                j = (await http.post(f"{p2}/api/v1/rooms/{room_id}/join", json={**invite, "display_name": "Dee"})).json()
+                room, j = await _ana_and_dee(http, p1, p2)
+                room_id, invite = room["room_id"], {"invite_token": room["invite_token"]}
                 ana, dee = Client("Ana@1"), Client("Dee@2")
                 await ana.open(p1, room_id, room["member_token"])
                 await dee.open(p2, room_id, j["member_token"])

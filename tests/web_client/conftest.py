@@ -39,15 +39,20 @@ def server(tmp_path_factory):
         stop_process(proc)
 
 
-@pytest.fixture(scope="module")
-def browser():
+def launch_chromium(extra_args=()):
+    """Debian's Chromium, headless, through Playwright (a generator for a fixture: yields the browser)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed: run scripts/setup.sh")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("Debian's chromium is not installed: run scripts/setup.sh")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args))
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch_chromium()
 
 
 def _open_page(browser, url: str, **context_args):

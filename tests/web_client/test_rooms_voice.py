@@ -11,14 +11,13 @@ connection to her closes.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import httpx
 import pytest
 
 from streaming.room_protocol import MAX_MESSAGE_BYTES, RTC_SDP_MAX
-from tests.web_client.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.web_client.conftest import launch_chromium
 
 # A fake microphone (a periodic beep) and camera, and no permission prompt.
 FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -64,13 +63,7 @@ REMOTE_LEVEL = """async ([id, ms]) => {
 @pytest.fixture(scope="module")
 def voice_browser():
     """Chromium as the `browser` fixture launches it, with the fake microphone."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed: run scripts/setup.sh")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("Debian's chromium is not installed: run scripts/setup.sh")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + FAKE_MEDIA)
-        yield b
-        b.close()
+    yield from launch_chromium(FAKE_MEDIA)
 
 
 @pytest.fixture
