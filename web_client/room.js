@@ -30,6 +30,8 @@ const EPHEMERAL = new Set(['typing', 'talking', 'pointer', 'voice', 'rtc']);
 // The ICE servers of voice's peer connections. The server has no ICE setting (the try-on's video
 // uses none either): host candidates only, which connect members on one network.
 const VOICE_ICE_SERVERS = [];
+const POINTER_EVERY_MS = 250; // pointer messages at most 4 a second: the rate limit (10/s) is shared with chat
+const POINTER_TTL_MS = 3000; // a member's pointer goes when it has not moved for this long
 const PING_MS = 20_000; // a ping this often while open
 const PONG_WAIT_MS = 10_000; // nothing heard for this long after a ping: the socket is dead
 const WELCOME_WAIT_MS = 10_000;
@@ -502,6 +504,8 @@ export class RoomPanel {
     this.typingOff = null;
     this.typing = new Map(); // member id -> timeout
     this.talkers = new Map(); // member id -> timeout (their "talking" badge goes without a fresh `on`)
+    this.pointers = new Map(); // member id -> {dot, timer}: where they point on the stage
+    this.pointerSent = 0;
     this.voice = null; // VoiceChat of the open room
     this.lastTrying = null;
     this.tryingTimer = null;
@@ -529,6 +533,10 @@ export class RoomPanel {
     $('room-cart-add').addEventListener('click', () => this.addToCart());
     $('room-stage-toggle').addEventListener('click', () => this.toggleStage());
     $('room-watch').addEventListener('click', () => (this.peer ? this.stopWatching() : this.watch()));
+    for (const id of ['room-stage-view', 'stage']) {
+      $(id).addEventListener('pointermove', (e) => this.pointAt(e));
+      $(id).addEventListener('pointerdown', (e) => this.pointAt(e, true));
+    }
     $('room-leave').addEventListener('click', () => this.leave());
     $('room-voice-toggle').addEventListener('click', () => this.toggleVoice());
     $('room-voice-mute').addEventListener('click', () => { if (this.voice) this.voice.setMuted(!this.voice.muted); });
@@ -729,6 +737,7 @@ export class RoomPanel {
   }
 
   reset() {
+    this.dropPointers();
     if (this.client) this.client.stop();
     if (this.voice) this.voice.stop();
     this.client = null;
@@ -877,6 +886,7 @@ export class RoomPanel {
   }
 
   stopWatching(rerender = true) {
+    this.dropPointers();
     if (this.peer) this.peer.close();
     this.peer = null;
     const video = $('room-video');
@@ -889,6 +899,7 @@ export class RoomPanel {
   onEvent({ event, replayed }) {
     if (event.type === 'reaction' && !replayed) this.burst(event);
     if (event.type === 'chat' || event.type === 'left') this.clearTyping(event.member);
+    if (event.type === 'left') this.dropPointer(event.member);
     if (this.voice && (event.type === 'left' || (event.type === 'presence' && event.status === 'away'))) {
       this.voice.memberGone(event.member); // their side of the peer is gone or going
       this.clearTalking(event.member);
@@ -913,6 +924,7 @@ export class RoomPanel {
     if (!this.client || e.member === this.client.memberId) return;
     if (e.type === 'voice' || e.type === 'rtc') { if (this.voice) this.voice.onSignal(e); return; }
     if (e.type === 'talking') { this.onTalking(e); return; }
+    if (e.type === 'pointer') { this.onPointer(e); return; }
     if (e.type !== 'typing') return;
     if (e.on) {
       clearTimeout(this.typing.get(e.member));
@@ -935,6 +947,57 @@ export class RoomPanel {
     this.talkers.delete(member);
     if (rerender) this.renderTalking();
   }
+
+  // -- pointers on the shared view: the stage video I watch, or my own try-on while I am on stage ----
+
+  pointerHost() {
+    const me = this.client && this.client.room.members.get(this.client.memberId);
+    if (this.peer && !$('room-video').hidden) return $('room-stage-view');
+    return me && me.onStage ? $('stage') : null;
+  }
+
+  pointAt(e, now = false) {
+    const host = this.pointerHost();
+    if (!host || e.currentTarget !== host) return;
+    const t = performance.now();
+    if (!now && t - this.pointerSent < POINTER_EVERY_MS) return;
+    const r = host.getBoundingClientRect();
+    const x = (e.clientX - r.left) / r.width;
+    const y = (e.clientY - r.top) / r.height;
+    if (!(x >= 0 && x <= 1 && y >= 0 && y <= 1)) return;
+    this.pointerSent = t;
+    this.send({ type: 'pointer', x: Math.round(x * 1000) / 1000, y: Math.round(y * 1000) / 1000 });
+  }
+
+  onPointer(e) {
+    const host = this.pointerHost();
+    if (!host) return;
+    let p = this.pointers.get(e.member);
+    if (!p || p.dot.parentNode !== host) {
+      if (p) this.dropPointer(e.member);
+      const hue = [...e.member].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 360, 0);
+      const dot = el('div', { class: 'room-pointer', dataset: { member: e.member } },
+        el('span', { text: this.client.nameOf(e.member) }));
+      dot.style.setProperty('--hue', String(hue));
+      host.append(dot);
+      p = { dot, timer: null };
+      this.pointers.set(e.member, p);
+    }
+    p.dot.style.left = `${e.x * 100}%`;
+    p.dot.style.top = `${e.y * 100}%`;
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => this.dropPointer(e.member), POINTER_TTL_MS);
+  }
+
+  dropPointer(member) {
+    const p = this.pointers.get(member);
+    if (!p) return;
+    clearTimeout(p.timer);
+    p.dot.remove();
+    this.pointers.delete(member);
+  }
+
+  dropPointers() { for (const member of [...this.pointers.keys()]) this.dropPointer(member); }
 
   isTalking(id) {
     return this.client && id === this.client.memberId ? !!(this.voice && this.voice.talking) : this.talkers.has(id);

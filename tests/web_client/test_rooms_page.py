@@ -392,6 +392,22 @@ def test_stage_shows_the_look_and_nothing_private(rooms, open_page):
       return hi - lo;
     }""") > 20, "the stage video is blank"
 
+    # Pointing on the shared view: Ben's pointer over the stage video shows on Ana's try-on, labelled,
+    # at the same place; Ana's on her try-on shows over Ben's stage video.
+    b.locator("#room-stage-view").scroll_into_view_if_needed()
+    box = b.locator("#room-stage-view").bounding_box()
+    b.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+    b.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6, steps=4)
+    dot = a.locator("#stage .room-pointer", has_text="Ben")
+    dot.wait_for(timeout=5_000)
+    left = a.evaluate("() => parseFloat(document.querySelector('#stage .room-pointer').style.left)")
+    assert 20 <= left <= 35, left
+    a.locator("#stage").scroll_into_view_if_needed()
+    box = a.locator("#stage").bounding_box()
+    a.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.4, steps=3)
+    b.locator("#room-stage-view .room-pointer", has_text="Ana").wait_for(timeout=5_000)
+    dot.wait_for(state="detached", timeout=6_000)  # Ben stopped moving: his pointer goes
+
     # A leaves the stage: B's video stops.
     a.locator("#room-stage-toggle").click()
     b.wait_for_selector("#room-stage-who:text-is('Nobody is on stage.')")
