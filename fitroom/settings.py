@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -31,6 +32,10 @@ class Settings:
     room_rate, room_burst : the per-member token bucket of room messages (`FITROOM_ROOM_RATE` messages/s,
         default 10; `FITROOM_ROOM_BURST`, default 20).
     room_max_message_bytes : the largest room message (`FITROOM_ROOM_MAX_MESSAGE_BYTES`, default 16384).
+    ice_servers : STUN/TURN servers for WebRTC (`FITROOM_ICE_SERVERS`: a JSON list of
+        {"urls": "stun:host:3478" or [...], "username"?, "credential"?}; default none). The try-on's
+        server peers use them, and the page's video and voice peers (`GET /api/v1/rtc`): voice between
+        friends behind home routers needs at least a STUN server, often a TURN server.
     room_flush_s : the rooms' write-behind period (`FITROOM_ROOM_FLUSH_S`, default 0.05 s): what a hard
         kill of a server can leave out of the database (a survivor stores it from Redis).
     """
@@ -52,6 +57,7 @@ class Settings:
     room_burst: int = 20
     room_max_message_bytes: int = 16_384
     room_flush_s: float = 0.05
+    ice_servers: tuple = dataclasses.field(default=(), repr=False)  # TURN credentials
 
     @property
     def body_model_path(self) -> Path:
@@ -87,6 +93,7 @@ class Settings:
             brand_key=env.get("FITROOM_BRAND_KEY") or None,
             **_stream_settings(env),
             **_room_settings(env),
+            ice_servers=_ice_servers(env.get("FITROOM_ICE_SERVERS", "")),
         )
 
 
@@ -144,3 +151,32 @@ def _room_settings(env) -> dict:
 
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def _ice_servers(raw: str) -> tuple:
+    """FITROOM_ICE_SERVERS as a tuple of RTCIceServer dicts ({"urls": [...], "username"?, "credential"?})."""
+    if not raw.strip():
+        return ()
+    name = "FITROOM_ICE_SERVERS"
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise FitroomError("bad_setting", f"{name} must be JSON (a list of servers): {e}") from None
+    if not isinstance(doc, list) or len(doc) > 16:
+        raise FitroomError("bad_setting", f"{name} must be a JSON list of at most 16 servers.")
+    out = []
+    for i, server in enumerate(doc):
+        urls = server.get("urls") if isinstance(server, dict) else None
+        urls = [urls] if isinstance(urls, str) else urls
+        if not urls or not isinstance(urls, list) or not all(isinstance(u, str) and u.startswith(ICE_SCHEMES) for u in urls):
+            raise FitroomError("bad_setting", f"{name}[{i}] needs \"urls\": stun:, stuns:, turn: or turns: URLs.")
+        extra = set(server) - {"urls", "username", "credential"}
+        if extra or not all(isinstance(server.get(k, ""), str) for k in ("username", "credential")):
+            raise FitroomError("bad_setting", f"{name}[{i}] may have only urls, username and credential (strings).")
+        if any(u.startswith(("turn:", "turns:")) for u in urls) and not (server.get("username") and server.get("credential")):
+            raise FitroomError("bad_setting", f"{name}[{i}]: a TURN server needs a username and a credential.")
+        out.append({"urls": list(urls), **{k: server[k] for k in ("username", "credential") if k in server}})
+    return tuple(out)

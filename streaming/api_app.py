@@ -143,6 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from streaming import api_rooms
 
     api_rooms.install(app, settings)
+    @app.get("/api/v1/rtc", tags=["webrtc"])
+    def rtc_config() -> dict:
+        """The STUN/TURN servers for the page's peer connections (try-on video, room voice)."""
+        return {"ice_servers": [dict(server) for server in settings.ice_servers]}
+
     from streaming.web_static import include_web_client  # the storefront page at / (exact routes)
 
     include_web_client(app)

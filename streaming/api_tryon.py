@@ -71,6 +71,16 @@ class SdpOffer(BaseModel):
     type: str
 
 
+def rtc_configuration(ice_servers):
+    """aiortc's RTCConfiguration for `settings.ice_servers` (None when there are none: host candidates)."""
+    from aiortc import RTCConfiguration, RTCIceServer
+
+    if not ice_servers:
+        return None
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=s["urls"], username=s.get("username"),
+                                                     credential=s.get("credential")) for s in ice_servers])
+
+
 class TryOnHub:
     """The app's try-on sessions, their streams and peer connections (all used on the event loop
     except the registry, which is thread-safe)."""
@@ -145,7 +155,7 @@ class TryOnHub:
         if "m=video" not in offer.sdp:
             raise FitroomError("bad_sdp", "The offer has no video section (m=video): add a recvonly video transceiver.")
         self._loop = asyncio.get_running_loop()
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(rtc_configuration(self.settings.ice_servers))
         self.peers[pc] = session.id
         viewer = None
         control = None

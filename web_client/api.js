@@ -32,6 +32,13 @@ async function request(method, path, body) {
   return data;
 }
 
+let rtc = null;
+/** {ice_servers} for peer connections (the server's FITROOM_ICE_SERVERS), fetched once; none if it fails. */
+export function rtcConfig() {
+  if (!rtc) rtc = request('GET', '/api/v1/rtc').catch(() => { rtc = null; return { ice_servers: [] }; });
+  return rtc;
+}
+
 export const tryonUrl = (id, rest = '') => `/api/v1/tryon/${encodeURIComponent(id)}${rest}`;
 
 export function createTryOn(body) { return request('POST', '/api/v1/tryon', body); }

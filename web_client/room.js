@@ -13,7 +13,7 @@
 // Voice (voice.js) is off until the shopper presses "Join voice": only then is the microphone used,
 // and only members in voice hear it; the panel shows who is in voice and who is talking.
 
-import { ApiError, createRoom, getRoom, joinRoom, roomSocketUrl, sendStageOffer } from './api.js';
+import { ApiError, createRoom, getRoom, joinRoom, roomSocketUrl, rtcConfig, sendStageOffer } from './api.js';
 import { VideoPeer } from './tryon.js';
 import { TALKING_TTL_MS, VOICE_REF, VoiceChat } from './voice.js';
 
@@ -27,9 +27,6 @@ export const CLOSE_REASONS = {
   4429: 'flooding',
 };
 const EPHEMERAL = new Set(['typing', 'talking', 'pointer', 'voice', 'rtc']);
-// The ICE servers of voice's peer connections. The server has no ICE setting (the try-on's video
-// uses none either): host candidates only, which connect members on one network.
-const VOICE_ICE_SERVERS = [];
 const POINTER_EVERY_MS = 250; // pointer messages at most 4 a second: the rate limit (10/s) is shared with chat
 const POINTER_TTL_MS = 3000; // a member's pointer goes when it has not moved for this long
 const PING_MS = 20_000; // a ping this often while open
@@ -1013,8 +1010,9 @@ export class RoomPanel {
       send: (m) => { if (this.client === c) this.send(m); },
       memberId: () => c.memberId,
       audioBox: $('room-voice-audio'),
-      iceServers: VOICE_ICE_SERVERS,
+      iceServers: [], // the server's (FITROOM_ICE_SERVERS) once fetched, long before anyone joins voice
     });
+    rtcConfig().then((cfg) => { voice.iceServers = cfg.ice_servers; });
     this.voice = voice;
     voice.addEventListener('change', () => { if (this.voice === voice) this.render(); });
     voice.addEventListener('talking', () => { if (this.voice === voice) this.renderTalking(); });

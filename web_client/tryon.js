@@ -5,7 +5,7 @@
 // Events (EventTarget): 'status' (detail: the session JSON), 'stats' and 'error' (detail: the
 // server's message on the channel), 'open' (the channel opened), 'state' (detail: connectionState).
 
-import { getTryOn, sendOffer } from './api.js';
+import { getTryOn, rtcConfig, sendOffer } from './api.js';
 
 const ICE_GATHER_MS = 2000;
 
@@ -36,10 +36,13 @@ export class VideoPeer extends EventTarget {
     this.pc = null;
     this.channel = null;
     this.pending = [];
+    this.closed = false;
   }
 
   async connect() {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const { ice_servers: iceServers } = await rtcConfig();
+    if (this.closed) return; // closed while the configuration came
+    const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     if (this.control) {
@@ -80,6 +83,7 @@ export class VideoPeer extends EventTarget {
   get open() { return !!this.channel && this.channel.readyState === 'open'; }
 
   close() {
+    this.closed = true;
     if (this.channel) this.channel.close();
     if (this.pc) this.pc.close();
     this.pc = null;

@@ -164,3 +164,34 @@ def test_room_settings_come_from_the_environment_and_bad_ones_are_plain_errors()
         with pytest.raises(FitroomError) as e:
             Settings.from_env({name: value})
         assert e.value.code == "bad_setting" and name in e.value.message
+
+
+def test_ice_servers_come_from_the_environment_reach_aiortc_and_the_page(tmp_path):
+    """FITROOM_ICE_SERVERS: checked, given to the try-on's aiortc peers and served at /api/v1/rtc."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from fitroom.errors import FitroomError
+    from fitroom.settings import Settings
+    from streaming.api_app import create_app
+    from streaming.api_tryon import rtc_configuration
+
+    servers = [{"urls": "stun:stun.example.org:3478"},
+               {"urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+                "username": "shop", "credential": "s3cret"}]
+    s = Settings.from_env({"FITROOM_ICE_SERVERS": json.dumps(servers), "FITROOM_DATA_DIR": str(tmp_path)})
+    assert s.ice_servers == ({"urls": ["stun:stun.example.org:3478"]}, {**servers[1]})
+    assert "s3cret" not in repr(s) and Settings.from_env({}).ice_servers == ()
+    config = rtc_configuration(s.ice_servers)
+    assert [x.urls for x in config.iceServers] == [["stun:stun.example.org:3478"], servers[1]["urls"]]
+    assert (config.iceServers[1].username, config.iceServers[1].credential) == ("shop", "s3cret")
+    assert rtc_configuration(()) is None
+    with TestClient(create_app(s)) as http:
+        assert http.get("/api/v1/rtc").json() == {"ice_servers": list(s.ice_servers)}
+    for raw, words in [("stun:x", "JSON"), ('{"urls": "stun:x"}', "list"), ('[{"urls": "http://x"}]', "urls"),
+                       ('[{"urls": "turn:x"}]', "username"), ('[{"urls": "stun:x", "port": 1}]', "only"),
+                       ('[{"urls": []}]', "urls")]:
+        with pytest.raises(FitroomError) as e:
+            Settings.from_env({"FITROOM_ICE_SERVERS": raw})
+        assert e.value.code == "bad_setting" and "FITROOM_ICE_SERVERS" in e.value.message and words in e.value.message
