@@ -61,18 +61,25 @@ def shopper_body(model: BodyModel, avatar_path) -> ShopperBody:
 
 
 def load_garment(model: BodyModel, garment: str, size: str, sex: str, reference: str | None = None,
-                 vertices: int = 5000) -> Garment:
-    """A procedural garment by kind, or a brand's .glb/.gltf/.obj authored on `reference` (an
-    Anny-topology body mesh) or, without one, on fitroom's reference body of `size`."""
+                 vertices: int = 5000, reference_info: dict | None = None) -> Garment:
+    """A procedural garment by kind, or a brand's .glb/.gltf/.obj authored on `reference` (a body
+    mesh: in Anny's topology, or any other, registered; see `avatar.mesh_io.read_reference_body`)
+    or, without one, on fitroom's reference body of `size`. `reference_info`, when given, is filled
+    with how the reference was read (`topology`, and a registration's `residual_mm`)."""
     from assets.garment_io import read_garment_mesh
-    from avatar.mesh_io import read_body_mesh
+    from avatar.mesh_io import read_reference_body
 
     if garment in GARMENT_KINDS:
         return procedural_garment(model, garment, size, sex, target_vertices=vertices)
     if not Path(garment).suffix:
         raise FitroomError("bad_garment", f"A garment is one of {', '.join(GARMENT_KINDS)} or a .glb/.gltf/.obj file, not {garment!r}.")
     vertices, faces = read_garment_mesh(Path(garment))
-    body = read_body_mesh(Path(reference), model) if reference else reference_body(model, size, sex)[1]
+    if reference:
+        body, info = read_reference_body(Path(reference), model)
+    else:
+        body, info = reference_body(model, size, sex)[1], {"topology": "anny", "size": size.strip().upper()}
+    if reference_info is not None:
+        reference_info.update(info)
     return Garment(vertices=vertices, faces=faces, attached=np.zeros(len(vertices), bool), body_vertices=body,
                    kind="custom", size=size.strip().upper(), sex=sex)
 

@@ -17,11 +17,20 @@ nearest axis permutation (any of the 24 right-handed ones, Anny's frame included
 leans or twists a little is not straightened. `frame="world"` or `"anny"` forces a frame.
 Positions must be in metres (glTF's unit; OBJ has none, and Anny writes metres): a body outside
 0.3 to 3 m tall is refused rather than guessed at.
+
+Reference bodies in any topology (`read_reference_body`): a garment's reference body from a brand
+(CLO, Marvelous Designer, a scan) is almost never in Anny's topology. Such a mesh (vertices and
+triangles, the first mesh of a GLB) is registered: Anny is fitted to its surface
+(`engine.body_registration`) and the fitted Anny body stands in for it. Its frame cannot come from
+the vertex order: `auto` takes +Z as up when the mesh is longer along Z than along Y (the `anny`
+package's frame), +Y otherwise; it may face +Z or -Z. A mesh the fitted body stays far from (a
+chair, a half body) is refused as `not_a_body` (see `REGISTRATION_MAX_P95_MM`).
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +45,22 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "read_mesh_vertices",
     "read_body_mesh",
+    "read_reference_body",
+    "REGISTRATION_MAX_P95_MM",
     "frame_rotation",
     "write_obj",
 ]
 
 SUPPORTED_SUFFIXES = (".obj", ".glb")
 FRAMES = ("auto", "world", "anny")
+
+# A registered reference body is refused when the worse of its two 95th-percentile surface
+# distances (target -> fitted Anny, fitted Anny -> target) is above this. Measured (docs/cloth.md):
+# bodies 1.4-3.4 mm (Anny bodies remeshed, reposed, turned, 8 % wider, with 2 mm noise; the
+# `anny` package's SOMA wrap) and 7.7 mm (its toe-less template); non-bodies 47-740 mm (a body's
+# left or top half, a box, a cylinder, a sphere). 20 mm is 2.6 times the worst body and under half
+# the closest non-body.
+REGISTRATION_MAX_P95_MM = 20.0
 
 # Anny frame -> world frame, (x, y, z) -> (x, z, -y); the same as avatar.body_model_data.ANNY_TO_WORLD
 # (repeated here so that reading a mesh never imports the converter).
@@ -255,6 +274,107 @@ def read_body_mesh(path, model: BodyModel, frame: str = "auto") -> np.ndarray:
     v = v @ R.T
     _check_anny_body(v, model, path.name)
     return v
+
+
+def _read_triangles(path: Path):
+    """Vertices (n, 3) float64 and triangles (m, 3) int64 of a mesh file's first mesh (trimesh,
+    `process=False`; GLB: moved by its node's world transform). (n, 0) faces when it has none."""
+    import trimesh
+
+    suffix = path.suffix.lower()
+    try:
+        extra = {"skip_materials": True} if suffix == ".obj" else {}  # textures play no part
+        with warnings.catch_warnings():  # trimesh warns over odd texture coordinates, unused here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            loaded = trimesh.load(str(path), file_type=suffix[1:], process=False, maintain_order=True, **extra)
+        if isinstance(loaded, trimesh.Scene):
+            if not loaded.geometry:
+                raise ValueError("no mesh in the file")
+            name = next(iter(loaded.geometry))
+            mesh = loaded.geometry[name]
+            nodes = loaded.graph.geometry_nodes.get(name, [])
+            matrix = np.asarray(loaded.graph.get(nodes[0])[0], dtype=np.float64) if nodes else np.eye(4)
+        else:
+            mesh, matrix = loaded, np.eye(4)
+        v = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+        f = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+    except Exception as e:  # parsers raise many kinds; all mean the same to the user
+        raise FitroomError("unreadable_mesh", f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
+    v = v @ matrix[:3, :3].T + matrix[:3, 3]
+    if len(v) and len(f):  # weld the copies a loader makes at texture seams
+        v, inv = np.unique(v, axis=0, return_inverse=True)
+        f = inv.reshape(-1)[f]
+    return v, f
+
+
+def read_reference_body(path, model: BodyModel, frame: str = "auto", sex_hint: str | None = None):
+    """A garment's reference body from an .obj or .glb file in any topology, as an Anny body.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mesh file (metres). In Anny's topology it is read as `read_body_mesh` reads it; in any
+        other it is registered (see the module docstring).
+    model : BodyModel
+    frame : {"auto", "world", "anny"}
+    sex_hint : "female", "male" or None (fitted), for a registration.
+
+    Returns
+    -------
+    vertices : (V, 3) float64, world frame, Anny's topology.
+    info : dict, `{"topology": "anny"}` or `{"topology": "registered", "vertices": n, "faces": m,
+        "residual_mm": {"target_to_model": {"mean", "p95"}, "model_to_target": {...}}, "seconds": s}`.
+
+    Raises
+    ------
+    FitroomError
+        As `read_body_mesh` (`wrong_topology` only for a mesh with no triangles), and `not_a_body`
+        when the registered body stays more than `REGISTRATION_MAX_P95_MM` from the mesh.
+    """
+    if frame not in FRAMES:
+        raise FitroomError("bad_frame", f"The frame must be one of {', '.join(FRAMES)}, not {frame!r}.")
+    path = Path(path)
+    v = read_mesh_vertices(path)
+    if len(v) == model.n_vertices:
+        try:
+            return read_body_mesh(path, model, frame=frame), {"topology": "anny"}
+        except FitroomError as e:
+            if e.code != "wrong_topology":
+                raise
+    from engine.body_registration import register_body
+
+    v, f = _read_triangles(path)
+    if len(f) == 0 or len(v) < 4:
+        raise FitroomError(
+            "wrong_topology",
+            f"{path.name} has {len(v)} vertices and no triangles: a body in Anny's topology has "
+            f"{model.n_vertices} vertices, and a body in any other needs its triangles.",
+        )
+    if not np.all(np.isfinite(v)):
+        raise FitroomError("unreadable_mesh", f"{path.name} has NaN or infinite vertex positions.")
+    ext = np.ptp(v, axis=0)
+    anny = frame == "anny" or (frame == "auto" and ext[2] > ext[1])
+    if anny:
+        v = v @ ANNY_TO_WORLD.T
+    height = float(np.ptp(v[:, 1]))
+    if not 0.3 <= height <= 3.0:
+        raise FitroomError(
+            "bad_units",
+            f"{path.name}: the body is {height:.3g} units tall; positions must be in metres (a body 0.3 to 3 m tall).",
+        )
+    reg = register_body(model, v, f, sex_hint=sex_hint)
+    info = {"topology": "registered", "vertices": int(len(v)), "faces": int(len(f)),
+            "residual_mm": reg.residual_mm, "seconds": round(reg.seconds, 2)}
+    if reg.p95_mm > REGISTRATION_MAX_P95_MM:
+        tm, mt = reg.residual_mm["target_to_model"], reg.residual_mm["model_to_target"]
+        raise FitroomError(
+            "not_a_body",
+            f"{path.name} does not look like a whole human body: fitted to it, the body model leaves "
+            f"its surface {tm['p95']:.0f} mm away and is {mt['p95']:.0f} mm from it (95th percentiles, "
+            f"mean {tm['mean']:.0f} and {mt['mean']:.0f} mm; a body is within {REGISTRATION_MAX_P95_MM:.0f} mm). "
+            "Give the whole body, standing, as the file's first mesh, in metres.",
+        )
+    return reg.vertices, info
 
 
 def write_obj(path, vertices, faces) -> None:

@@ -101,6 +101,12 @@ def _shopper(args):
     return model, shopper_body(model, Path(args.avatar))
 
 
+def _reference_summary(info: dict) -> dict:
+    """How a garment file's reference body was read: {"topology": "anny"} or, for a body in another
+    topology, {"topology": "registered", "residual_mm": {...}, "seconds": s}."""
+    return {k: info[k] for k in ("topology", "residual_mm", "seconds") if k in info}
+
+
 def cmd_drape(args) -> int:
     from assets.try_on import load_garment, look_summary, try_on, write_look
     from engine.backend import select_backend, to_numpy
@@ -114,10 +120,14 @@ def cmd_drape(args) -> int:
     if Path(args.output).suffix.lower() != ".glb":
         raise FitroomError("bad_output", f"The look is written as .glb, not {args.output}.")
     model, body = _shopper(args)
-    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, args.vertices)
+    reference: dict = {}
+    garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, args.vertices, reference)
     look = try_on(model, body, garment, fabric, xp=select_backend(get_settings().device))
     write_look(look, args.output, args.fitmap, faces=to_numpy(model.faces))
-    _print_result(look_summary(look), args.json)
+    summary = look_summary(look)
+    if args.reference_body and garment.kind == "custom":
+        summary["reference_body"] = _reference_summary(reference)
+    _print_result(summary, args.json)
     return 0
 
 
@@ -129,9 +139,12 @@ def cmd_recommend(args) -> int:
     if args.garment in GARMENT_KINDS:
         kind, ranking = args.garment, chart_ranking(args.garment, body.sex, body)
     else:
-        garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body)
+        reference: dict = {}
+        garment = load_garment(model, args.garment, args.size, body.sex, args.reference_body, reference_info=reference)
         kind, ranking = garment.kind, size_ranking(model, garment, body)
     out = {"garment": kind, "recommended_size": ranking[0]["size"], "sizes": ranking}
+    if args.reference_body and args.garment not in GARMENT_KINDS:
+        out["reference_body"] = _reference_summary(reference)
     if args.json:
         _print_json(out)
     else:
@@ -280,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("drape", help="drape a garment on an avatar: look GLB, fit map, size advice")
     c.add_argument("--avatar", required=True, help="avatar.json (or its folder) from `fitroom avatar`")
     c.add_argument("--garment", required=True, help=garments)
-    c.add_argument("--reference-body", help="the body (.glb/.obj, Anny topology) a garment file was modelled on")
+    reference_help = ("the body (.glb/.obj, metres, +Y or +Z up) a garment file was modelled on: in Anny's topology (as "
+                      "`fitroom reference-body` writes it) or any other, to which the body model is fitted (a few "
+                      "seconds; refused when it is no whole body)")
+    c.add_argument("--reference-body", help=reference_help)
     c.add_argument("--size", default="M", help="XS, S, M, L or XL (default M)")
     c.add_argument("--fabric", default="cotton_jersey", help="cotton_jersey, denim, silk_charmeuse, wool_suiting, polyester_knit")
     c.add_argument("-o", "--output", required=True, help="the look as .glb (garment in fit-map colours + body)")
@@ -292,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("recommend", help="rank a garment's sizes for an avatar")
     c.add_argument("--avatar", required=True)
     c.add_argument("--garment", required=True, help=garments)
-    c.add_argument("--reference-body", help="the body a garment file was modelled on")
+    c.add_argument("--reference-body", help=reference_help)
     c.add_argument("--size", default="M", help="the size of a garment file (default M)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_recommend)

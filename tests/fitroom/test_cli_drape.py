@@ -80,6 +80,53 @@ def test_a_brand_garment_file_drapes_from_its_reference_body(avatar_file, body_m
     out = json.loads(capsys.readouterr().out)
     assert [s["size"] for s in out["sizes"]] == ["M"]
     assert out["sizes"][0]["ease_cm"]["hip"] < 6.0  # made for a size M hip, worn on an L body
+    assert out["reference_body"] == {"topology": "anny"}
     assert main(["drape", *common, "-o", str(tmp_path / "look.glb"), "--json"]) == 0
     look = json.loads(capsys.readouterr().out)
     assert look["garment"] == "custom" and look["max_penetration_mm"] <= 2.0 and look["self_intersections"] == 0
+    assert look["reference_body"] == {"topology": "anny"}
+
+
+def test_a_reference_body_in_another_topology_is_registered(avatar_file, body_model_cpu, tmp_path, capsys):
+    """A brand's body mesh (here the skirt's reference body remeshed: 5000 vertices in another
+    order) is registered; the drape and the advice match those from the Anny-topology body."""
+    import fast_simplification
+    import trimesh.remesh
+
+    from assets.procedural_garments import procedural_garment
+    from avatar.mesh_io import write_obj
+
+    g = procedural_garment(body_model_cpu, "skirt", "M", "female", target_vertices=1200)
+    write_obj(tmp_path / "skirt.obj", g.vertices, g.faces)
+    sv, sf = trimesh.remesh.subdivide(g.body_vertices, np.asarray(body_model_cpu.faces))
+    v, f = fast_simplification.simplify(sv.astype(np.float32), sf.astype(np.int32), target_count=10000)
+    order = np.random.default_rng(0).permutation(len(v))
+    write_obj(tmp_path / "brand_body.obj", v[order], np.argsort(order)[f])
+    common = ["--avatar", str(avatar_file), "--garment", str(tmp_path / "skirt.obj"),
+              "--reference-body", str(tmp_path / "brand_body.obj")]
+    assert main(["drape", *common, "-o", str(tmp_path / "look.glb"), "--json"]) == 0
+    look = json.loads(capsys.readouterr().out)
+    ref = look["reference_body"]
+    assert ref["topology"] == "registered"
+    for direction in ("target_to_model", "model_to_target"):
+        assert ref["residual_mm"][direction]["p95"] <= 4.0 and ref["residual_mm"][direction]["mean"] <= 1.5
+    assert look["garment"] == "custom" and look["max_penetration_mm"] <= 2.0 and look["self_intersections"] == 0
+    assert main(["recommend", *common, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reference_body"]["topology"] == "registered"
+    assert [s["size"] for s in out["sizes"]] == ["M"] and out["sizes"][0]["ease_cm"]["hip"] < 6.0
+
+
+def test_a_reference_body_that_is_no_body_is_refused(avatar_file, tmp_path, capsys):
+    import trimesh
+
+    from avatar.mesh_io import write_obj
+
+    box = trimesh.creation.box(extents=[0.4, 1.7, 0.3])
+    write_obj(tmp_path / "box.obj", np.asarray(box.vertices) + [0, 0.85, 0], np.asarray(box.faces))
+    write_obj(tmp_path / "garment.obj", np.asarray(box.vertices) * 1.1 + [0, 0.85, 0], np.asarray(box.faces))
+    code = main(["drape", "--avatar", str(avatar_file), "--garment", str(tmp_path / "garment.obj"),
+                 "--reference-body", str(tmp_path / "box.obj"), "-o", str(tmp_path / "look.glb")])
+    err = capsys.readouterr().err
+    assert code == 2 and "box.obj does not look like a whole human body" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "look.glb").exists()
