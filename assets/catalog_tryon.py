@@ -13,9 +13,11 @@ Decisions (see docs/streaming.md, "Catalogue garments"):
   Z-up OBJ files are already metres and +Y up) and a garment keeps its place around its reference
   body there (`model_normalise`). The vertices lod0 splits at UV seams and creases are welded
   back by the drape (`engine.drape` welds its input).
-- Reference body: fitroom's reference body at the product's size and sex. A product modelled on
-  an uploaded body mesh is refused with `unsupported_reference_body` (422) for now: the processed
-  asset loses Anny's vertex order, and the source may be a zip in any unit.
+- Reference body: fitroom's reference body at the product's size and sex, or the body mesh the brand
+  uploaded to the product (role `reference_body`): its processed lod0 (metres, +Y up, any topology)
+  has the body model registered to it (`engine.body_registration`, 2-3 s, once per mesh and process)
+  and that fitted body carries the garment. A mesh that is not a body is refused at drape time with
+  `not_a_body`; one still processing with `no_reference_body`.
 - Sizes: the size chart's sizes. When the product has per-size models, a size drapes its own
   model (and only sizes with a model can be tried on unless an unsized model covers the rest).
   With one unsized model, that mesh is draped for every size and the status says so in `note`:
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +59,8 @@ class CatalogGarment:
 
     meshes : size label (or ANY_SIZE) -> digest of that model's lod0.glb in the blob store.
     size_chart : {size: {chest_cm, waist_cm, hip_cm, length_cm}} (the brand's, cm), possibly {}.
-    reference : {"size", "sex"}: the fitroom reference body the garment was modelled on.
+    reference : {"size", "sex"}: the fitroom reference body the garment was modelled on, or
+        {"asset_id", "digest", "size": None, "sex": None}: the brand's body mesh (its lod0 digest).
     fabric : the product's fabric ({"preset": name} or parameters) or None.
     colourways : ({"name", "hex"}, ...).
     """
@@ -78,7 +82,8 @@ class CatalogGarment:
     @property
     def sizes(self) -> list[str]:
         """The sizes that can be tried on: the chart's (those with a model when every model is sized)."""
-        sizes = list(self.size_chart) or [s for s in self.meshes if s != ANY_SIZE] or [self.reference["size"]]
+        sizes = (list(self.size_chart) or [s for s in self.meshes if s != ANY_SIZE]
+                 or [s for s in [self.reference.get("size")] if s])
         return sizes if ANY_SIZE in self.meshes else [s for s in sizes if s in self.meshes]
 
     @property
@@ -100,14 +105,15 @@ class CatalogGarment:
         """The chart size the mesh draped for `size` was made in (None when unknown)."""
         if size in self.meshes:
             return size
-        ref = self.reference["size"]
-        return next((s for s in self.size_chart if s.lower() == ref.lower()), None)
+        ref = self.reference.get("size")
+        return next((s for s in self.size_chart if ref and s.lower() == ref.lower()), None)
 
     def note(self, size: str) -> str | None:
         """What the shopper should know about the mesh draped for `size`."""
         if size in self.meshes:
             return None
-        return (f"{self.name} has one 3D model for every size (made on the {self.reference['size']} reference body): "
+        body = f"the {self.reference['size']} reference body" if self.reference.get("size") else "the brand's body"
+        return (f"{self.name} has one 3D model for every size (made on {body}): "
                 f"size {size} drapes that model unscaled; the size advice comes from the brand's size chart.")
 
     @property
@@ -137,7 +143,8 @@ class CatalogGarment:
         return {"id": self.id, "product_id": self.product_id, "name": self.name, "brand": self.brand,
                 "blurb": self.brand, "sizes": self.sizes, "per_size_models": self.per_size,
                 "colourways": [{"name": c["name"], "hex": c.get("hex") or NO_HEX} for c in self.colourways],
-                "fabric": self.fabric_name, "reference_body": dict(self.reference)}
+                "fabric": self.fabric_name,
+                "reference_body": {k: v for k, v in self.reference.items() if k != "digest"}}
 
 
 def _models(product: Product) -> dict:
@@ -161,20 +168,26 @@ def _spec(product: Product) -> CatalogGarment:
         raise FitroomError("not_a_garment", f"{what} is {product.kind}, not a garment: only garments can be tried on.")
     ref = product.reference_body or {}
     if "asset_id" in ref:
-        raise FitroomError("unsupported_reference_body",
-                           f"{what} was modelled on an uploaded body mesh (asset {ref['asset_id']}); the try-on supports "
-                           "garments modelled on fitroom's reference body for now (reference_body {\"size\", \"sex\"}).")
-    if not ref.get("size"):
+        body = next((a for a in product.assets if a.id == ref["asset_id"] and a.role == "reference_body"), None)
+        lod0 = next((f for f in body.files if f.name == "lod0.glb"), None) if body is not None else None
+        if lod0 is None:
+            raise FitroomError("no_reference_body",
+                               f"{what} names body mesh asset {ref['asset_id']}, which is not a ready reference_body "
+                               f"asset of the product: upload the body mesh (role reference_body) and wait until it is ready.")
+        reference = {"asset_id": body.id, "digest": lod0.digest, "size": None, "sex": None}
+    elif not ref.get("size"):
         raise FitroomError("no_reference_body",
                            f"{what} names no reference body, so its mesh cannot be placed on a shopper: set "
                            "reference_body to fitroom's body at the size it was modelled on ({\"size\": \"M\", \"sex\": \"female\"}).")
+    else:
+        reference = {"size": ref["size"], "sex": ref.get("sex", "female")}
     meshes = _models(product)
     if not meshes:
         raise FitroomError("no_tryon_model",
                            f"{what} has no ready 3D model: upload one (POST /api/v1/products/{product.id}/assets) "
                            "and try again when it is ready.")
     return CatalogGarment(product_id=product.id, name=product.name, brand=product.brand_name,
-                          reference={"size": ref["size"], "sex": ref.get("sex", "female")}, meshes=meshes,
+                          reference=reference, meshes=meshes,
                           size_chart={k: dict(v) for k, v in (product.size_chart or {}).items()},
                           fabric=dict(product.fabric) if product.fabric else None,
                           colourways=tuple(dict(c) for c in product.colourways or ()))
@@ -184,7 +197,7 @@ def tryon_garment(session: Session, viewer: Brand | None, product_id: int) -> Ca
     """The product `product_id` as a try-on garment, if `viewer` (a brand or None) may see it.
 
     Raises FitroomError: `no_product` (unknown or not visible), `not_a_garment`,
-    `unsupported_reference_body`, `no_reference_body` or `no_tryon_model`.
+    `no_reference_body` or `no_tryon_model`.
     """
     return _spec(get_product(session, viewer, product_id))
 
@@ -201,6 +214,34 @@ def tryon_products(session: Session, limit: int = 100) -> list[CatalogGarment]:
         except FitroomError:
             continue  # not try-on ready (an uploaded reference body, no lod0): not offered
     return out
+
+
+_BODIES: dict = {}  # lod0 digest -> (vertices, sex): a registration costs seconds, a mesh never changes
+_BODIES_LOCK = threading.Lock()
+BODIES_KEPT = 32
+
+
+def uploaded_body(model, digest: str, blobs: BlobStore) -> tuple[np.ndarray, str]:
+    """A brand's body mesh (a lod0 blob) in the body model's topology, (V, 3) metres, and the sex its
+    fitted gender is closer to; FitroomError `not_a_body` when the model does not fit it."""
+    from avatar.mesh_io import read_reference_body
+
+    with _BODIES_LOCK:
+        if digest in _BODIES:
+            return _BODIES[digest]
+    source = blobs.path(digest)
+    if not source.is_file():
+        raise FitroomError("no_reference_body", "The product's body mesh is no longer in the store (was it deleted?).")
+    with tempfile.TemporaryDirectory(prefix="fitroom-body-") as folder:
+        path = Path(folder) / "body.glb"
+        shutil.copyfile(source, path)
+        vertices, info = read_reference_body(path, model)
+    sex = "male" if info.get("gender", 1.0) < 0.5 else "female"  # Anny's gender: 0 male, 1 female
+    with _BODIES_LOCK:
+        if len(_BODIES) >= BODIES_KEPT:
+            _BODIES.pop(next(iter(_BODIES)))
+        _BODIES[digest] = (vertices, sex)
+    return vertices, sex
 
 
 def garment_mesh(model, garment: CatalogGarment, size: str, blobs: BlobStore) -> Garment:
@@ -220,7 +261,10 @@ def garment_mesh(model, garment: CatalogGarment, size: str, blobs: BlobStore) ->
         shutil.copyfile(source, path)
         vertices, faces = read_garment_mesh(path)
     ref = garment.reference
-    body = reference_body(model, ref["size"], ref["sex"])[1]
+    if ref.get("digest"):
+        body, sex = uploaded_body(model, ref["digest"], blobs)
+    else:
+        body, sex = reference_body(model, ref["size"], ref["sex"])[1], ref["sex"]
     return Garment(vertices=vertices, faces=faces, attached=np.zeros(len(vertices), bool), body_vertices=body,
-                   kind="custom", size=size, sex=ref["sex"], size_chart=garment.size_chart,
+                   kind="custom", size=size, sex=sex, size_chart=garment.size_chart,
                    modelled_size=garment.modelled_size(size))

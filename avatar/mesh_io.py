@@ -323,7 +323,8 @@ def read_reference_body(path, model: BodyModel, frame: str = "auto", sex_hint: s
     -------
     vertices : (V, 3) float64, world frame, Anny's topology.
     info : dict, `{"topology": "anny"}` or `{"topology": "registered", "vertices": n, "faces": m,
-        "residual_mm": {"target_to_model": {"mean", "p95"}, "model_to_target": {...}}, "seconds": s}`.
+        "residual_mm": {"target_to_model": {"mean", "p95"}, "model_to_target": {...}}, "seconds": s,
+        "gender": Anny's fitted gender, 0 male to 1 female}`.
 
     Raises
     ------
@@ -364,7 +365,8 @@ def read_reference_body(path, model: BodyModel, frame: str = "auto", sex_hint: s
         )
     reg = register_body(model, v, f, sex_hint=sex_hint)
     info = {"topology": "registered", "vertices": int(len(v)), "faces": int(len(f)),
-            "residual_mm": reg.residual_mm, "seconds": round(reg.seconds, 2)}
+            "residual_mm": reg.residual_mm, "seconds": round(reg.seconds, 2),
+            "gender": round(float(reg.shape[model.phenotype_labels.index("gender")]), 3)}  # 0 male, 1 female
     if reg.p95_mm > REGISTRATION_MAX_P95_MM:
         tm, mt = reg.residual_mm["target_to_model"], reg.residual_mm["model_to_target"]
         raise FitroomError(

@@ -50,6 +50,12 @@ INTERRUPTED = {"code": "interrupted", "message": "The server stopped while this 
                "where": ""}
 
 
+def processing_kind(role: str | None, kind: str) -> str:
+    """How an upload is normalised: a reference body keeps its place, as the garments modelled on it
+    do (their placement around it is what carries them onto a shopper), whatever the product's kind."""
+    return "garment" if role == "reference_body" else kind
+
+
 class UploadRejected(FitroomError):
     """The upload failed its checks; `reasons` are the report's errors, `warnings` its warnings."""
 
@@ -244,7 +250,7 @@ class JobRunner:
                 job = s.get(UploadJob, job_id)
                 if job is None:
                     return "gone"
-                kind = "other" if job.role == "reference_body" else job.product.kind
+                kind = processing_kind(job.role, job.product.kind)
             self._set(job_id, status="processing")
             try:
                 built = build_asset(upload, folder / ".work", kind, self._progress(job_id))  # no upload name starts with a dot
@@ -319,7 +325,7 @@ def add_asset(db: CatalogDB, blobs: BlobStore, brand, upload: Path, meta: dict) 
         size, colourway = asset_variant(chart, colours, extra["size"], extra["colourway"])
         kind = existing.kind if existing else data.kind
     with tempfile.TemporaryDirectory(prefix="fitroom-add-") as work:
-        built = build_asset(Path(upload), Path(work), "other" if role == "reference_body" else kind)
+        built = build_asset(Path(upload), Path(work), processing_kind(role, kind))
     with db.session() as s:
         product = s.get(Product, existing.id) if existing else create_product(s, s.merge(brand), data, commit=False)
         with stored_asset(s, blobs, product, built, Path(upload), source_name=Path(upload).name, role=role, size=size,
