@@ -30,6 +30,7 @@ Decisions (see docs/streaming.md, "Catalogue garments"):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -216,6 +217,19 @@ def tryon_products(session: Session, limit: int = 100) -> list[CatalogGarment]:
     return out
 
 
+@contextlib.contextmanager
+def _glb_file(blobs: BlobStore, digest: str, gone: FitroomError):
+    """A temporary `.glb` copy of a blob (the mesh readers go by the suffix; blobs have none);
+    raises `gone` when the blob is no longer in the store."""
+    source = blobs.path(digest)
+    if not source.is_file():
+        raise gone
+    with tempfile.TemporaryDirectory(prefix="fitroom-blob-") as folder:
+        path = Path(folder) / "model.glb"
+        shutil.copyfile(source, path)
+        yield path
+
+
 _BODIES: dict = {}  # lod0 digest -> (vertices, sex): a registration costs seconds, a mesh never changes
 _BODIES_LOCK = threading.Lock()
 BODIES_KEPT = 32
@@ -229,12 +243,8 @@ def uploaded_body(model, digest: str, blobs: BlobStore) -> tuple[np.ndarray, str
     with _BODIES_LOCK:
         if digest in _BODIES:
             return _BODIES[digest]
-    source = blobs.path(digest)
-    if not source.is_file():
-        raise FitroomError("no_reference_body", "The product's body mesh is no longer in the store (was it deleted?).")
-    with tempfile.TemporaryDirectory(prefix="fitroom-body-") as folder:
-        path = Path(folder) / "body.glb"
-        shutil.copyfile(source, path)
+    gone = FitroomError("no_reference_body", "The product's body mesh is no longer in the store (was it deleted?).")
+    with _glb_file(blobs, digest, gone) as path:
         vertices, info = read_reference_body(path, model)
     sex = "male" if info.get("gender", 1.0) < 0.5 else "female"  # Anny's gender: 0 male, 1 female
     with _BODIES_LOCK:
@@ -252,13 +262,8 @@ def garment_mesh(model, garment: CatalogGarment, size: str, blobs: BlobStore) ->
     from assets.garment_io import read_garment_mesh
     from assets.procedural_garments import reference_body
 
-    digest = garment.mesh_digest(size)
-    source = blobs.path(digest)
-    if not source.is_file():
-        raise FitroomError("no_tryon_model", f"The 3D model of {garment.name} is no longer in the store (was it deleted?).")
-    with tempfile.TemporaryDirectory(prefix="fitroom-tryon-") as folder:
-        path = Path(folder) / "lod0.glb"  # the reader goes by the suffix; blobs have none
-        shutil.copyfile(source, path)
+    gone = FitroomError("no_tryon_model", f"The 3D model of {garment.name} is no longer in the store (was it deleted?).")
+    with _glb_file(blobs, garment.mesh_digest(size), gone) as path:
         vertices, faces = read_garment_mesh(path)
     ref = garment.reference
     if ref.get("digest"):
