@@ -28,9 +28,10 @@ back meanwhile. More than `REPLAY_MAX` missed events are not replayed: the welco
 
 Presence and grace: a member's newest socket wins, in this process (the older one is closed
 `replaced` at once) and across processes (`SOCKET_SIGNAL`, `LiveRoom._socket_signal`). A socket
-that connects publishes `presence online` (unless it replaces a live socket of the same member here); a member's last socket dropping publishes `presence away` and starts a
-grace timer (`settings.room_grace_s`): not back by then, `left` with reason `timeout`. A member who
-joined over HTTP gets the same grace to open its first socket. Any `presence online` of a member
+that connects publishes `presence online` (unless it replaces a live socket of the same member
+here); a member's last socket dropping publishes `presence away` and starts a grace timer
+(`settings.room_grace_s`): not back by then, `left` with reason `timeout`. A member who joined over
+HTTP gets the same grace to open its first socket. Any `presence online` of a member
 (from this process or another) cancels this process's timer for it. The process with a member's
 socket or timer holds them in the broker; once a second each process takes over the members of its
 rooms that a stopped process held (`broker.orphans`: away, reason `server_gone`, a grace timer
@@ -868,12 +869,9 @@ class RoomHub:
             if msg.type == "ping":
                 conn.push(_PONG)
                 return
-            staged = None
             if msg.type == "stage" and msg.on:
-                staged = self._stage_session(msg.session_id, room.id, member_id, msg.ref)
+                self._check_stage_session(msg.session_id, room.id, member_id, msg.ref)
             body = decide(state, member_id, msg, new_id)
-            if staged is not None:
-                staged.stage_owner = (room.id, member_id)
         except RoomProtocolError as e:
             conn.push(dumps(e.to_event()))
             return
@@ -894,24 +892,23 @@ class RoomHub:
                 error["ref"] = msg.ref
             conn.push(dumps(error))
 
-    def _stage_session(self, session_id: str | None, room_id: str, member_id: str, ref: str | None):
-        """The live try-on session on this server to put on stage, unless another room member has it
-        on stage now (a session id that leaked cannot show its owner's look elsewhere meanwhile; once
-        they step down, leave or the room ends, the session is free for its next room)."""
+    def _check_stage_session(self, session_id: str | None, room_id: str, member_id: str, ref: str | None) -> None:
+        """A live try-on session on this server that no other room member has on stage now (a session
+        id that leaked cannot show its owner's look elsewhere meanwhile; once they step down, leave or
+        the room ends, the session is free for its next room)."""
         registry = getattr(self.tryon, "registry", None)
         if registry is None or not session_id:
             raise RoomProtocolError("not_your_session", "There is no try-on session to put on stage.", ref)
         try:
-            session = registry.get(session_id)
+            registry.get(session_id)
         except FitroomError:
             raise RoomProtocolError("not_your_session", "That is not a live try-on session of yours.", ref) from None
-        owner = session.stage_owner
-        if owner is not None and owner != (room_id, member_id):
-            room = self.rooms.get(owner[0])
-            holder = room.state.members.get(owner[1]) if room is not None and not room.state.ended else None
-            if holder is not None and holder.on_stage and holder.stage_session == session_id:
-                raise RoomProtocolError("not_your_session", "That try-on is on stage for another member.", ref)
-        return session
+        for room in self.rooms.values():
+            if room.state.ended:
+                continue
+            for m in room.state.members.values():
+                if m.on_stage and m.stage_session == session_id and (room.id, m.id) != (room_id, member_id):
+                    raise RoomProtocolError("not_your_session", "That try-on is on stage for another member.", ref)
 
     # ---- persistence -----------------------------------------------------------------------------
 

@@ -103,9 +103,6 @@ class TryOnSession:
         self.touched = time.monotonic()
         self.colour = garment_rgb(request, request.colourway, request.hex)  # linear RGB of the garment
         self.closed = False
-        # (room id, member id) of the room member who last put this try-on on stage: nobody else may
-        # while they have it there (room_hub._stage_session).
-        self.stage_owner: tuple[str, str] | None = None
         self._generation = 0  # the newest drape request; older drapes are discarded when they end
         self.listeners: list[Callable[[dict], None]] = []  # called (from any thread) on status changes
 

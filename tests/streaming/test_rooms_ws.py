@@ -490,7 +490,6 @@ class FakeSession:
         self.frame_source = type("FS", (), {"stats": FrameStats()})()
         self.render_thread = concurrent.futures.ThreadPoolExecutor(1)
         self.picture = np.full((240, 320, 3), 90, np.uint8)
-        self.stage_owner = None
 
     def call_render(self, fn):
         return self.render_thread.submit(lambda: self.picture)
