@@ -145,7 +145,7 @@ return 0
 
 def held_key(room_id: str) -> str:
     """The room's hash of member id -> holding process."""
-    return f"fitroom:room:{{{room_id}}}:held"
+    return room_keys(room_id)[2] + ":held"
 
 
 def proc_key(proc: str) -> str:
