@@ -29,6 +29,7 @@ chair, a half body) is refused as `not_a_body` (see `REGISTRATION_MAX_P95_MM`).
 
 from __future__ import annotations
 
+import io
 import itertools
 import warnings
 from pathlib import Path
@@ -82,9 +83,10 @@ def _axis_rotations() -> np.ndarray:
 _AXIS_ROTATIONS = _axis_rotations()
 
 
-def _read_obj_vertices(path: Path) -> np.ndarray:
+def _read_obj_vertices(data: bytes) -> np.ndarray:
+    """The `v` lines of an OBJ file's bytes (UTF-8, undecodable bytes replaced), in file order."""
     rows = []
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
+    with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace") as f:  # lines as open(path) splits them
         for line in f:
             if line.startswith("v ") or line.startswith("v\t"):
                 parts = line.split()
@@ -96,10 +98,25 @@ def _read_obj_vertices(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def _read_glb_vertices(path: Path) -> np.ndarray:
+def _load_trimesh(path: Path, data: bytes):
+    """trimesh's reading (`process=False`, order kept) of the bytes of the mesh file `path`, as
+    `trimesh.load(path)` would read the file itself (same file type and resolver). OBJ: without
+    its materials, and without trimesh's warnings over texture coordinates (unused here)."""
     import trimesh
 
-    scene = trimesh.load(str(path), file_type="glb", process=False, maintain_order=True)
+    suffix = path.suffix.lower()
+    args = dict(file_type=suffix[1:], resolver=trimesh.resolvers.FilePathResolver(str(path)))
+    if suffix != ".obj":
+        return trimesh.load(io.BytesIO(data), process=False, maintain_order=True, **args)
+    with warnings.catch_warnings():  # textures play no part
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return trimesh.load(io.BytesIO(data), process=False, maintain_order=True, skip_materials=True, **args)
+
+
+def _glb_vertices(scene) -> np.ndarray:
+    """The first mesh's vertices of a loaded GLB, moved by its node's world transform."""
+    import trimesh
+
     if not isinstance(scene, trimesh.Scene):
         return np.asarray(scene.vertices, dtype=np.float64)
     if not scene.geometry:
@@ -129,6 +146,30 @@ def checked_mesh_path(path, suffixes, what: str) -> Path:
     return path
 
 
+def _read_mesh_file(path):
+    """`read_mesh_vertices`, with what the file's single read leaves for `_read_triangles`:
+    (vertices (n, 3), source), source the OBJ's bytes or the GLB as trimesh loaded it."""
+    path = checked_mesh_path(path, SUPPORTED_SUFFIXES, "body meshes")
+    suffix = path.suffix.lower()
+    try:
+        data = path.read_bytes()
+        if suffix == ".obj":
+            source = data
+            vertices = _read_obj_vertices(data)
+        else:
+            source = _load_trimesh(path, data)
+            vertices = _glb_vertices(source)
+    except FitroomError:
+        raise
+    except Exception as e:  # parsers raise many kinds; all mean the same to the user
+        raise FitroomError("unreadable_mesh", f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
+        raise FitroomError("unreadable_mesh", f"{path.name} holds no 3D vertex positions.")
+    if not np.all(np.isfinite(vertices)):
+        raise FitroomError("unreadable_mesh", f"{path.name} has NaN or infinite vertex positions.")
+    return vertices, source
+
+
 def read_mesh_vertices(path) -> np.ndarray:
     """The vertices of a mesh file in their stored order and the file's own frame.
 
@@ -147,19 +188,7 @@ def read_mesh_vertices(path) -> np.ndarray:
     FitroomError
         `unsupported_mesh_format` for another extension, `mesh_not_found`, `unreadable_mesh`.
     """
-    path = checked_mesh_path(path, SUPPORTED_SUFFIXES, "body meshes")
-    suffix = path.suffix.lower()
-    try:
-        vertices = _read_obj_vertices(path) if suffix == ".obj" else _read_glb_vertices(path)
-    except FitroomError:
-        raise
-    except Exception as e:  # parsers raise many kinds; all mean the same to the user
-        raise FitroomError("unreadable_mesh", f"{path.name} could not be read as {suffix[1:].upper()}: {e}") from e
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
-        raise FitroomError("unreadable_mesh", f"{path.name} holds no 3D vertex positions.")
-    if not np.all(np.isfinite(vertices)):
-        raise FitroomError("unreadable_mesh", f"{path.name} has NaN or infinite vertex positions.")
-    return vertices
+    return _read_mesh_file(path)[0]
 
 
 def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -249,11 +278,15 @@ def read_body_mesh(path, model: BodyModel, frame: str = "auto") -> np.ndarray:
     if frame not in FRAMES:
         raise FitroomError("bad_frame", f"The frame must be one of {', '.join(FRAMES)}, not {frame!r}.")
     path = Path(path)
-    v = read_mesh_vertices(path)
+    return _anny_body(read_mesh_vertices(path), model, frame, path.name)
+
+
+def _anny_body(v: np.ndarray, model: BodyModel, frame: str, name: str) -> np.ndarray:
+    """`read_body_mesh` on the vertices `v` (n, 3) read from the file `name`."""
     if len(v) != model.n_vertices:
         raise FitroomError(
             "wrong_topology",
-            f"{path.name} has {len(v)} vertices; a body in Anny's topology has {model.n_vertices}. "
+            f"{name} has {len(v)} vertices; a body in Anny's topology has {model.n_vertices}. "
             "Export the whole body as one mesh without merging, splitting or reordering vertices "
             "(for GLB, the body must be the file's first mesh, in one primitive).",
         )
@@ -268,25 +301,23 @@ def read_body_mesh(path, model: BodyModel, frame: str = "auto") -> np.ndarray:
             up = ("+" if row[axis] > 0 else "-") + "XYZ"[axis]
             raise FitroomError(
                 "bad_frame",
-                f"{path.name} was given as in the {frame} frame, but the body in it stands along the "
+                f"{name} was given as in the {frame} frame, but the body in it stands along the "
                 f"file's {up} axis; use frame 'auto' to recognise its frame.",
             )
     v = v @ R.T
-    _check_anny_body(v, model, path.name)
+    _check_anny_body(v, model, name)
     return v
 
 
-def _read_triangles(path: Path):
+def _read_triangles(path: Path, source):
     """Vertices (n, 3) float64 and triangles (m, 3) int64 of a mesh file's first mesh (trimesh,
-    `process=False`; GLB: moved by its node's world transform). (n, 0) faces when it has none."""
+    `process=False`; GLB: moved by its node's world transform). (n, 0) faces when it has none.
+    source : from `_read_mesh_file` (the OBJ's bytes, loaded here; the GLB already loaded)."""
     import trimesh
 
     suffix = path.suffix.lower()
     try:
-        extra = {"skip_materials": True} if suffix == ".obj" else {}  # textures play no part
-        with warnings.catch_warnings():  # trimesh warns over odd texture coordinates, unused here
-            warnings.simplefilter("ignore", RuntimeWarning)
-            loaded = trimesh.load(str(path), file_type=suffix[1:], process=False, maintain_order=True, **extra)
+        loaded = _load_trimesh(path, source) if isinstance(source, bytes) else source
         if isinstance(loaded, trimesh.Scene):
             if not loaded.geometry:
                 raise ValueError("no mesh in the file")
@@ -335,16 +366,16 @@ def read_reference_body(path, model: BodyModel, frame: str = "auto", sex_hint: s
     if frame not in FRAMES:
         raise FitroomError("bad_frame", f"The frame must be one of {', '.join(FRAMES)}, not {frame!r}.")
     path = Path(path)
-    v = read_mesh_vertices(path)
+    v, source = _read_mesh_file(path)  # the file's only read
     if len(v) == model.n_vertices:
         try:
-            return read_body_mesh(path, model, frame=frame), {"topology": "anny"}
+            return _anny_body(v, model, frame, path.name), {"topology": "anny"}
         except FitroomError as e:
             if e.code != "wrong_topology":
                 raise
     from engine.body_registration import register_body
 
-    v, f = _read_triangles(path)
+    v, f = _read_triangles(path, source)
     if len(f) == 0 or len(v) < 4:
         raise FitroomError(
             "wrong_topology",

@@ -277,22 +277,21 @@ def _cached(model: BodyModel, name: str, build):
     return arrays
 
 
-class _Problem:
-    """Residuals and Jacobians of the fit for a parameter state; see the module docstring."""
+class BodyJacobians:
+    """Posed, placed model points and their analytic Jacobians (see the module docstring).
 
-    def __init__(self, model: BodyModel, views, height_m: float, settings: FitSettings, free_shape, prior_shape, prior_pose):
+    A point X = R x + t: x the body model's posed point (skinned vertex or regressed keypoint), for a
+    shape and bone deltas `pose` (B, 3, 3), in metres; (R (3, 3), t (3,)) the placement. The
+    Jacobian's c = S + 6 + 3 C columns are, in order: the S fitted shape parameters; a rotation
+    increment d (radians) of the placement, R <- exp(d) R (column block -skew(X - t)); the
+    translation (metres); per bone of `bones` (C of them) a rotation increment d (radians) of its
+    delta, D <- exp(d) D. Shape columns hold the rest bone orientations fixed (second order).
+    """
+
+    def __init__(self, model: BodyModel, bones=FITTED_BONES):
         xp = model.xp
-        self.model, self.views, self.height_m, self.cfg = model, views, height_m, settings
-        self.xp = xp
-        self.free_shape = np.asarray(free_shape)
-        self.prior_shape = prior_shape
-        self.prior_pose = to_numpy(prior_pose)
-        self.bones = np.array([model.bone(b) for b in FITTED_BONES])
-        self.bone_sigma = np.array([BONE_PRIOR_RAD.get(b, DEFAULT_BONE_PRIOR_RAD) for b in FITTED_BONES])
-        n_ph = len(model.phenotype_labels)
-        self.shape_sigma0 = np.where(self.free_shape < n_ph, settings.phenotype_sigma, settings.local_change_sigma)
-        self.height_index = model.phenotype_labels.index("height")
-        self.set_phase("pose")
+        self.model, self.xp = model, xp
+        self.bones = np.array([model.bone(b) for b in bones])
         B = model.n_bones
         sub = np.zeros((len(self.bones), B), bool)
         for k, c in enumerate(self.bones):
@@ -303,7 +302,6 @@ class _Problem:
                 sub[k, b] = x == c
         self.subtree = xp.asarray(sub)  # (fitted bone, bone): is the bone in the fitted bone's subtree
         kp, kb, kw, self.kp_u0, self.kp_ublend = _cached(model, "influences", keypoint_influences)
-        self.edges = _cached(model, "edges", lambda m: interior_edges(to_numpy(m.faces)))
         self.kp_bone = kb
         # (P, N) sums weighted pair rows into keypoints; (C, P, N) keeps the pairs in a fitted bone's subtree.
         agg = np.zeros((len(model.keypoint_labels), len(kp)))
@@ -311,114 +309,33 @@ class _Problem:
         self.kp_agg = xp.asarray(agg)
         self.kp_agg_sub = self.kp_agg[None] * self.subtree[:, kb].astype(np.float64)[:, None, :]
         self.par = np.where(model.parents < 0, 0, model.parents)
-        labels = model.keypoint_labels
-        self.hips = (labels.index("left_hip"), labels.index("right_hip"))
-        self.rims = [np.zeros(0, np.int64) for _ in views]
-        self.extreme = (0, 0)
 
-    def set_phase(self, phase: str):
-        """'pose': keypoints only, shape held near the mean but for its height; 'full': everything."""
-        cfg = self.cfg
-        self.use_silhouette = phase == "full"
-        self.kp_sigma = cfg.keypoint_sigma_full_px if phase == "full" else cfg.keypoint_sigma_px
-        scale = np.where(self.free_shape == self.height_index, 1.0, cfg.pose_phase_shape_scale)
-        self.shape_sigma = self.shape_sigma0 * (1.0 if phase == "full" else scale)
+    def vertices(self, coeffs, dcoeffs, pose, placement, ids, jacobian: bool = True):
+        """Vertices `ids` (n,) posed and placed, (n, 3), and their Jacobian (n, 3, c) (None without
+        `jacobian`), float64 on the model's array module; arguments as for `points`."""
+        Xs, dXs = self.points(coeffs, dcoeffs, pose, placement, self.vertex_set(ids), jacobian, keypoints=False)
+        return Xs[1], dXs[1] if jacobian else None
 
-    def layout(self):
-        """(number of shape parameters, parameters per view, all parameters)."""
-        n_shape = len(self.free_shape)
-        per_view = 6 + 3 * len(self.bones)
-        return n_shape, per_view, n_shape + per_view * len(self.views)
-
-    def posed_vertices(self, state, rest: RestShape, v: int):
-        """View v's posed vertices (V, 3) of the rest shape `rest`, in the camera frame."""
-        m = self.model
-        posed = forward_kinematics(m, rest, self.xp.asarray(state["poses"][v]), self.xp.zeros(3))
-        x = skin(m, rest.vertices, posed)
-        Rg, tg = (self.xp.asarray(a) for a in state["placements"][v])
-        return x.astype(np.float64) @ Rg.T + tg
-
-    def select_rims(self, state, rims: bool = True):
-        """Chooses the stature's top and bottom vertices and (`rims`) per view the vertices on the
-        model's visible outer contour; without `rims` (the keypoints-only phase) there are none."""
-        xp, m = self.xp, self.model
-        rest = rest_shape(m, shape_coefficients(m, state["shape"]))
-        # Stature is measured standing in the reference pose, as `avatar.measurements` measures it.
-        ry = skin(m, rest.vertices, self._reference_pose(rest))[:, 1]
-        self.extreme = (int(xp.argmax(ry)), int(xp.argmin(ry)))
-        self.rims = []
-        for v, view in enumerate(self.views):
-            if view.sdf is None or not rims:
-                self.rims.append(np.zeros(0, np.int64))
-                continue
-            X = self.posed_vertices(state, rest, v)
-            self.rims.append(_rim_vertices(xp, X, m.faces, self.edges, view, self.cfg.max_rim_points))
-        # The rim's rest positions and blendshapes, gathered once per selection.
-        self.rim_sets = [self._vertex_set(r) for r in self.rims]
-        self.extreme_set = self._vertex_set(np.array(self.extreme))
-
-    def _reference_pose(self, rest: RestShape):
-        return forward_kinematics(self.model, rest, identity_pose(self.model), self.xp.zeros(3))
-
-    def residuals(self, state, jacobian: bool):
-        """The residual vector r and (when asked) the Jacobian J, both host float64 arrays."""
-        m, xp, cfg = self.model, self.xp, self.cfg
-        n_shape, per_view, n_params = self.layout()
-        coeffs, dcoeffs = shape_coefficients(m, state["shape"], jacobian=True)
-        dcoeffs = dcoeffs[:, self.free_shape]
-        rows_r, rows_J = [], []
-
-        # Stature: the reference-pose body between its current highest and lowest vertices.
-        identity = to_numpy(identity_pose(m))
-        X2, dX2 = self._points(coeffs, dcoeffs, identity, (np.eye(3), np.zeros(3)), self.extreme_set, jacobian, keypoints=False)
-        stature = float(X2[1][0, 1] - X2[1][1, 1])
-        rows_r.append(np.array([(stature - self.height_m) / cfg.stature_sigma_m]))
-        if jacobian:
-            J = np.zeros((1, n_params))
-            J[0, :n_shape] = to_numpy(dX2[1][0, 1, :n_shape] - dX2[1][1, 1, :n_shape]) / cfg.stature_sigma_m
-            rows_J.append(J)
-
-        # Priors.
-        rows_r.append((state["shape"][self.free_shape] - self.prior_shape[self.free_shape]) / self.shape_sigma)
-        J = np.zeros((n_shape, n_params))
-        J[:, :n_shape] = np.diag(1.0 / self.shape_sigma)
-        rows_J.append(J)
-        for v in range(len(self.views)):
-            D = state["poses"][v][self.bones]
-            Dp = self.prior_pose[self.bones]
-            rv = to_numpy(matrix_to_rotvec(xp.asarray(D @ np.swapaxes(Dp, -1, -2))))
-            rows_r.append((rv / self.bone_sigma[:, None]).reshape(-1))
-            J = np.zeros((rv.size, n_params))
-            base = n_shape + v * per_view + 6
-            Jl = to_numpy(left_jacobian_inverse(xp.asarray(rv))) / self.bone_sigma[:, None, None]
-            for k in range(len(self.bones)):
-                J[3 * k : 3 * k + 3, base + 3 * k : base + 3 * k + 3] = Jl[k]
-            rows_J.append(J)
-
-        for v, view in enumerate(self.views):
-            r, Jv = self._view_terms(state, v, view, coeffs, dcoeffs, jacobian)
-            rows_r.append(r)
-            if jacobian:
-                J = np.zeros((len(r), n_params))
-                J[:, :n_shape] = Jv[:, :n_shape]
-                J[:, n_shape + v * per_view : n_shape + (v + 1) * per_view] = Jv[:, n_shape:]
-                rows_J.append(J)
-        r = np.concatenate(rows_r)
-        return (r, np.concatenate(rows_J)) if jacobian else (r, None)
-
-    def _vertex_set(self, ids):
-        """(ids, rest template (n, 3), blendshapes (K, n, 3)) of vertices, float64 on xp."""
+    def vertex_set(self, ids):
+        """(ids, rest template (n, 3), blendshapes (K, n, 3)) of vertices `ids` (n,), float64 on xp:
+        the per-vertex data `points` takes, gathered once for a subset used repeatedly."""
         m, xp = self.model, self.xp
         ids = xp.asarray(ids)
         return ids, m.template_vertices[ids].astype(np.float64), m.blendshapes[:, ids].astype(np.float64)
 
-    def _points(self, coeffs, dcoeffs, pose, placement, vertices, jacobian, keypoints=True):
-        """Keypoints (P, 3) and vertices (n, 3) posed and placed, with d/d(shape, placement, bones).
+    def points(self, coeffs, dcoeffs, pose, placement, vertices, jacobian: bool, keypoints: bool = True):
+        """Keypoints and vertices posed and placed, with their Jacobians (see the class docstring).
 
-        vertices : (ids, template, blendshapes) from `_vertex_set`. A vertex follows its J bones
-        from one rest position; a keypoint is a weighted sum of (keypoint, bone) pair rows, each
-        with a rest position of its own (`keypoint_influences`). keypoints=False leaves the
-        keypoints out (their rows come back as zeros).
+        coeffs : (K,) and dcoeffs : (K, S) blendshape coefficients and their derivative with respect
+        to the S shape parameters fitted (`shape_coefficients(..., jacobian=True)`, columns picked);
+        dcoeffs may be None without `jacobian`. pose : (B, 3, 3) bone deltas. placement : (rotation
+        (3, 3), translation (3,)). vertices : (ids, template, blendshapes) from `vertex_set`.
+        Returns ([keypoints (P, 3), vertices (n, 3)], [their Jacobians (P, 3, c), (n, 3, c)] or None
+        without `jacobian`), float64 on the model's array module.
+
+        A vertex follows its J bones from one rest position; a keypoint is a weighted sum of
+        (keypoint, bone) pair rows, each with a rest position of its own (`keypoint_influences`).
+        keypoints=False leaves the keypoints out (their rows come back as zeros).
         """
         m, xp = self.model, self.xp
         B = m.n_bones
@@ -441,7 +358,7 @@ class _Problem:
         if not jacobian:
             return X_parts, None
 
-        n_shape = len(self.free_shape)
+        n_shape = dcoeffs.shape[1]
         par = self.par
         dh = xp.einsum("kbd,ks->bds", m.head_blendshapes, dcoeffs)
         U, R = m.reference_orientations, rest.orientations
@@ -487,12 +404,128 @@ class _Problem:
             dX_parts.append(dX)
         return X_parts, dX_parts
 
+
+class _Problem:
+    """Residuals and Jacobians of the fit for a parameter state; see the module docstring."""
+
+    def __init__(self, model: BodyModel, views, height_m: float, settings: FitSettings, free_shape, prior_shape, prior_pose):
+        xp = model.xp
+        self.model, self.views, self.height_m, self.cfg = model, views, height_m, settings
+        self.xp = xp
+        self.free_shape = np.asarray(free_shape)
+        self.prior_shape = prior_shape
+        self.prior_pose = to_numpy(prior_pose)
+        self.body = BodyJacobians(model, FITTED_BONES)
+        self.bones = self.body.bones
+        self.bone_sigma = np.array([BONE_PRIOR_RAD.get(b, DEFAULT_BONE_PRIOR_RAD) for b in FITTED_BONES])
+        n_ph = len(model.phenotype_labels)
+        self.shape_sigma0 = np.where(self.free_shape < n_ph, settings.phenotype_sigma, settings.local_change_sigma)
+        self.height_index = model.phenotype_labels.index("height")
+        self.set_phase("pose")
+        self.edges = _cached(model, "edges", lambda m: interior_edges(to_numpy(m.faces)))
+        labels = model.keypoint_labels
+        self.hips = (labels.index("left_hip"), labels.index("right_hip"))
+        self.rims = [np.zeros(0, np.int64) for _ in views]
+        self.extreme = (0, 0)
+
+    def set_phase(self, phase: str):
+        """'pose': keypoints only, shape held near the mean but for its height; 'full': everything."""
+        cfg = self.cfg
+        self.use_silhouette = phase == "full"
+        self.kp_sigma = cfg.keypoint_sigma_full_px if phase == "full" else cfg.keypoint_sigma_px
+        scale = np.where(self.free_shape == self.height_index, 1.0, cfg.pose_phase_shape_scale)
+        self.shape_sigma = self.shape_sigma0 * (1.0 if phase == "full" else scale)
+
+    def layout(self):
+        """(number of shape parameters, parameters per view, all parameters)."""
+        n_shape = len(self.free_shape)
+        per_view = 6 + 3 * len(self.bones)
+        return n_shape, per_view, n_shape + per_view * len(self.views)
+
+    def posed_vertices(self, state, rest: RestShape, v: int):
+        """View v's posed vertices (V, 3) of the rest shape `rest`, in the camera frame."""
+        m = self.model
+        posed = forward_kinematics(m, rest, self.xp.asarray(state["poses"][v]), self.xp.zeros(3))
+        x = skin(m, rest.vertices, posed)
+        Rg, tg = (self.xp.asarray(a) for a in state["placements"][v])
+        return x.astype(np.float64) @ Rg.T + tg
+
+    def select_rims(self, state, rims: bool = True):
+        """Chooses the stature's top and bottom vertices and (`rims`) per view the vertices on the
+        model's visible outer contour; without `rims` (the keypoints-only phase) there are none."""
+        xp, m = self.xp, self.model
+        rest = rest_shape(m, shape_coefficients(m, state["shape"]))
+        # Stature is measured standing in the reference pose, as `avatar.measurements` measures it.
+        ry = skin(m, rest.vertices, self._reference_pose(rest))[:, 1]
+        self.extreme = (int(xp.argmax(ry)), int(xp.argmin(ry)))
+        self.rims = []
+        for v, view in enumerate(self.views):
+            if view.sdf is None or not rims:
+                self.rims.append(np.zeros(0, np.int64))
+                continue
+            X = self.posed_vertices(state, rest, v)
+            self.rims.append(_rim_vertices(xp, X, m.faces, self.edges, view, self.cfg.max_rim_points))
+        # The rim's rest positions and blendshapes, gathered once per selection.
+        self.rim_sets = [self.body.vertex_set(r) for r in self.rims]
+        self.extreme_set = self.body.vertex_set(np.array(self.extreme))
+
+    def _reference_pose(self, rest: RestShape):
+        return forward_kinematics(self.model, rest, identity_pose(self.model), self.xp.zeros(3))
+
+    def residuals(self, state, jacobian: bool):
+        """The residual vector r and (when asked) the Jacobian J, both host float64 arrays."""
+        m, xp, cfg = self.model, self.xp, self.cfg
+        n_shape, per_view, n_params = self.layout()
+        coeffs, dcoeffs = shape_coefficients(m, state["shape"], jacobian=True)
+        dcoeffs = dcoeffs[:, self.free_shape]
+        rows_r, rows_J = [], []
+
+        # Stature: the reference-pose body between its current highest and lowest vertices.
+        identity = to_numpy(identity_pose(m))
+        X2, dX2 = self.body.points(
+            coeffs, dcoeffs, identity, (np.eye(3), np.zeros(3)), self.extreme_set, jacobian, keypoints=False
+        )
+        stature = float(X2[1][0, 1] - X2[1][1, 1])
+        rows_r.append(np.array([(stature - self.height_m) / cfg.stature_sigma_m]))
+        if jacobian:
+            J = np.zeros((1, n_params))
+            J[0, :n_shape] = to_numpy(dX2[1][0, 1, :n_shape] - dX2[1][1, 1, :n_shape]) / cfg.stature_sigma_m
+            rows_J.append(J)
+
+        # Priors.
+        rows_r.append((state["shape"][self.free_shape] - self.prior_shape[self.free_shape]) / self.shape_sigma)
+        J = np.zeros((n_shape, n_params))
+        J[:, :n_shape] = np.diag(1.0 / self.shape_sigma)
+        rows_J.append(J)
+        for v in range(len(self.views)):
+            D = state["poses"][v][self.bones]
+            Dp = self.prior_pose[self.bones]
+            rv = to_numpy(matrix_to_rotvec(xp.asarray(D @ np.swapaxes(Dp, -1, -2))))
+            rows_r.append((rv / self.bone_sigma[:, None]).reshape(-1))
+            J = np.zeros((rv.size, n_params))
+            base = n_shape + v * per_view + 6
+            Jl = to_numpy(left_jacobian_inverse(xp.asarray(rv))) / self.bone_sigma[:, None, None]
+            for k in range(len(self.bones)):
+                J[3 * k : 3 * k + 3, base + 3 * k : base + 3 * k + 3] = Jl[k]
+            rows_J.append(J)
+
+        for v, view in enumerate(self.views):
+            r, Jv = self._view_terms(state, v, view, coeffs, dcoeffs, jacobian)
+            rows_r.append(r)
+            if jacobian:
+                J = np.zeros((len(r), n_params))
+                J[:, :n_shape] = Jv[:, :n_shape]
+                J[:, n_shape + v * per_view : n_shape + (v + 1) * per_view] = Jv[:, n_shape:]
+                rows_J.append(J)
+        r = np.concatenate(rows_r)
+        return (r, np.concatenate(rows_J)) if jacobian else (r, None)
+
     def _view_terms(self, state, v, view: ViewObservation, coeffs, dcoeffs, jacobian):
         """Keypoint and silhouette rows of one view: residuals (n,), Jacobian (n, n_shape + per_view)."""
         xp, cfg = self.xp, self.cfg
         rim = self.rims[v] if self.use_silhouette else np.zeros(0, np.int64)
-        vertices = self.rim_sets[v] if self.use_silhouette else self._vertex_set(rim)
-        Xs, dXs = self._points(coeffs, dcoeffs, state["poses"][v], state["placements"][v], vertices, jacobian)
+        vertices = self.rim_sets[v] if self.use_silhouette else self.body.vertex_set(rim)
+        Xs, dXs = self.body.points(coeffs, dcoeffs, state["poses"][v], state["placements"][v], vertices, jacobian)
         K = Xs[0]
         f = view.focal_px
         centre = (view.image_size[0] / 2.0, view.image_size[1] / 2.0)
@@ -532,7 +565,7 @@ class _Problem:
         coeffs = shape_coefficients(m, state["shape"])
         kp_err, sil_err = [], []
         for v, view in enumerate(self.views):
-            Xs, _ = self._points(coeffs, None, state["poses"][v], state["placements"][v], self.rim_sets[v], False)
+            Xs, _ = self.body.points(coeffs, None, state["poses"][v], state["placements"][v], self.rim_sets[v], False)
             centre = (view.image_size[0] / 2.0, view.image_size[1] / 2.0)
             err = to_numpy(xp.linalg.norm(_project(xp, Xs[0], view.focal_px, centre) - xp.asarray(view.keypoints_px), axis=1))
             good = view.keypoint_weights > 0.5

@@ -17,7 +17,7 @@ converge in a few Gauss-Newton steps where point-to-point ICP crawls along the s
 
 Correspondences are recomputed every iteration (`SurfaceQuery`), and each iteration is one
 Levenberg-Marquardt step with the correspondences fixed. The Jacobians are body_fit's analytic
-ones (`engine.body_fit._Problem._points`: shape through blendshapes, bone heads and the kinematic
+ones (`engine.body_fit.BodyJacobians`: shape through blendshapes, bone heads and the kinematic
 chain; a left increment per fitted bone; a global rotation and translation).
 
 Frame: the target is in fitroom's world frame (metres, +Y up, facing +Z). The start stands the
@@ -34,7 +34,7 @@ import numpy as np
 
 from engine.backend import to_numpy
 from engine.body_fit import BONE_PRIOR_RAD, DEFAULT_BONE_PRIOR_RAD, FITTED_BONES, FITTED_LOCAL_CHANGES
-from engine.body_fit import FitSettings, _align, _cauchy_weights, _Problem, mean_shape
+from engine.body_fit import BodyJacobians, _align, _cauchy_weights, mean_shape
 from engine.body_model import BodyModel, body_vertices, forward_kinematics, identity_pose, rest_shape
 from engine.body_model import shape_coefficients, skin
 from engine.mesh_queries import SurfaceQuery, face_normals
@@ -193,20 +193,11 @@ class _Fit:
         self.target = SurfaceQuery(target_v, target_f)
         self.free = np.asarray(free_shape)
         self.shape0 = shape0
-        self.problem = _Problem(model, [], 1.7, FitSettings(), self.free, shape0, identity_pose(model))
-        bones = REGISTERED_BONES
-        self.problem.bones = np.array([model.bone(b) for b in bones])
-        sub = np.zeros((len(bones), model.n_bones), bool)
-        for k, c in enumerate(self.problem.bones):
-            for b in range(model.n_bones):
-                x = b
-                while x >= 0 and x != c:
-                    x = model.parents[x]
-                sub[k, b] = x == c
-        self.problem.subtree = model.xp.asarray(sub)
-        kb = self.problem.kp_bone
-        self.problem.kp_agg_sub = self.problem.kp_agg[None] * self.problem.subtree[:, kb].astype(np.float64)[:, None, :]
-        self.bone_sigma = cfg.bone_prior_scale * np.array([BONE_PRIOR_RAD.get(b, DEFAULT_BONE_PRIOR_RAD) for b in bones])
+        self.body = BodyJacobians(model, REGISTERED_BONES)
+        self.bones = self.body.bones
+        self.bone_sigma = cfg.bone_prior_scale * np.array(
+            [BONE_PRIOR_RAD.get(b, DEFAULT_BONE_PRIOR_RAD) for b in REGISTERED_BONES]
+        )
         n_ph = len(model.phenotype_labels)
         self.shape_sigma = np.where(self.free < n_ph, cfg.phenotype_sigma, cfg.local_change_sigma)
         self.lower = np.where(np.arange(model.n_shape) < n_ph, 0.0, -1.0)
@@ -256,28 +247,27 @@ class _Fit:
 
     def rows(self, state, c, jacobian: bool):
         """Residuals (and Jacobian) of the data rows and priors with correspondences `c` fixed."""
-        m, cfg, pb = self.model, self.cfg, self.problem
+        m, cfg = self.model, self.cfg
         xp = m.xp
         ids = np.unique(np.concatenate([self.model_ids, c["fv2"].reshape(-1)]))
         where = np.searchsorted(ids, self.model_ids)
         where2 = np.searchsorted(ids, c["fv2"])
         coeffs, dcoeffs = shape_coefficients(m, state["shape"], jacobian=True)
         dcoeffs = dcoeffs[:, self.free]
-        Xs, dXs = pb._points(coeffs, dcoeffs, state["pose"], (state["R"], state["t"]), pb._vertex_set(ids), jacobian,
-                             keypoints=False)
-        X = to_numpy(Xs[1])
+        X, dX = self.body.vertices(coeffs, dcoeffs, state["pose"], (state["R"], state["t"]), ids, jacobian)
+        X = to_numpy(X)
         s1 = np.sqrt(c["w1"] / max(c["w1"].sum(), 1e-9) * cfg.rows_weight) / cfg.sigma_m
         s2 = np.sqrt(c["w2"] / max(c["w2"].sum(), 1e-9) * cfg.rows_weight) / cfg.sigma_m
         r1 = ((X[where] - c["q1"]) * c["n1"]).sum(1) * s1
         y2 = np.einsum("nk,nkd->nd", c["bary2"], X[where2])
         r2 = ((y2 - self.samples) * self.sample_normals).sum(1) * s2
         rs = (state["shape"][self.free] - self.shape0[self.free]) / self.shape_sigma
-        rv = to_numpy(matrix_to_rotvec(xp.asarray(state["pose"][pb.bones])))
+        rv = to_numpy(matrix_to_rotvec(xp.asarray(state["pose"][self.bones])))
         rb = (rv / self.bone_sigma[:, None]).reshape(-1)
         r = np.concatenate([r1, r2, rs, rb])
         if not jacobian:
             return r, None
-        dX = to_numpy(dXs[1])
+        dX = to_numpy(dX)
         J1 = np.einsum("nd,ndp->np", c["n1"], dX[where]) * s1[:, None]
         dy = np.einsum("nk,nkdp->ndp", c["bary2"], dX[where2])
         J2 = np.einsum("nd,ndp->np", self.sample_normals, dy) * s2[:, None]
@@ -286,7 +276,7 @@ class _Fit:
         Js[:, :n_shape] = np.diag(1.0 / self.shape_sigma)
         Jb = np.zeros((rb.size, n_par))
         Jl = to_numpy(left_jacobian_inverse(xp.asarray(rv))) / self.bone_sigma[:, None, None]
-        for k in range(len(pb.bones)):
+        for k in range(len(self.bones)):
             Jb[3 * k : 3 * k + 3, n_shape + 6 + 3 * k : n_shape + 9 + 3 * k] = Jl[k]
         return r, np.concatenate([J1, J2, Js, Jb])
 
@@ -296,7 +286,7 @@ class _Fit:
         shape = state["shape"].copy()
         shape[self.free] = np.clip(shape[self.free] + delta[:n], self.lower[self.free], 1.0)
         pose = state["pose"].copy()
-        bones = self.problem.bones
+        bones = self.bones
         pose[bones] = to_numpy(rotvec_to_matrix(delta[n + 6 :].reshape(-1, 3))) @ pose[bones]
         dR = to_numpy(rotvec_to_matrix(delta[n : n + 3]))
         # The rotation column is -skew(X - t): a turn about the current translation.
