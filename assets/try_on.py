@@ -165,6 +165,7 @@ def look_summary(look: Look) -> dict:
         "vertices": int(len(r.positions)),
         "seconds": round(r.seconds, 3),
         "substeps": r.steps,
+        "relaxed_substeps": r.relax_steps,
         "converged": r.converged,
         "stop_reason": r.stop_reason,
         "max_penetration_mm": round(float(r.penetration_mm.max()), 3),

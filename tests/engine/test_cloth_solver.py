@@ -111,6 +111,38 @@ def test_pinned_square_hangs_without_stretching():
     assert np.isfinite(x).all()
 
 
+def test_membrane_scale_softens_the_membrane_and_comes_back_exactly():
+    from engine.fit_metrics import strain_percent
+
+    v, f = square_cloth(12, 0.5)
+    pinned = np.zeros(len(v), bool)
+    pinned[[0, 11]] = True
+    model = build_cloth_model(v, f, fabric_preset("denim"), pinned)
+
+    def hang(*phases):
+        """(scale, steps) phases from rest; returns positions and the solver."""
+        solver = ClothSolver(model, SolverSettings(self_thickness=0))
+        state = model.initial_state()
+        for scale, steps in phases:
+            solver.set_membrane_scale(scale)
+            for _ in range(steps):
+                solver.step(state, state)
+        return state.positions, solver
+
+    # Softened and restored before a step: the same matrix and factorisation as never softened.
+    back, solver = hang((0.01, 0), (1.0, 60))
+    np.testing.assert_allclose(back, hang((1.0, 60))[0], atol=1e-12)
+    assert solver.membrane_scale == 1.0 and solver.factorisations == 3  # built, softened, restored
+    true, soft = hang((1.0, 120))[0], hang((0.01, 120))[0]
+    half = hang((np.where(np.arange(len(f)) < len(f) // 2, 0.01, 1.0), 120))[0]  # per triangle
+    assert soft[:, 1].min() < true[:, 1].min() - 0.05  # lets the cloth swing down where true locks it
+    assert soft[:, 1].min() < half[:, 1].min() < true[:, 1].min()
+    # Stiffened again, the membrane takes back the stretch its weight gave the soft one.
+    stiffened = hang((0.01, 120), (1.0, 60))[0]
+    strains = [np.percentile(strain_percent(model, x), 95) for x in (soft, stiffened, true)]
+    assert strains[0] > 110.0 and strains[1] < 101.0 and strains[2] < 101.0  # 121.9, 100.8, 100.8
+
+
 def test_cloth_rests_on_a_sphere_outside_the_skin():
     v, f = square_cloth(20, 0.8, height=0.34)
     model = build_cloth_model(v, f, fabric_preset("cotton_jersey"))

@@ -33,6 +33,10 @@ def test_box_pairs_equal_brute_force():
     i, j = box_pairs(lo_a, hi_a, lo_b, hi_b)
     brute = ((lo_a[:, None] <= hi_b[None]) & (lo_b[None] <= hi_a[:, None])).all(2)
     assert set(zip(i.tolist(), j.tolist())) == set(zip(*map(list, np.nonzero(brute))))
+    # Points (one array as both corners) take the path without de-duplication: still each pair once.
+    i, j = box_pairs(lo_a, lo_a, lo_b, hi_b)
+    brute = ((lo_a[:, None] <= hi_b[None]) & (lo_b[None] <= lo_a[:, None])).all(2)
+    assert len(i) == brute.sum() and set(zip(i.tolist(), j.tolist())) == set(zip(*map(list, np.nonzero(brute))))
 
 
 def test_body_lookup_finds_the_nearest_vertex_and_the_sign(reference_bodies, body_model_cpu):
