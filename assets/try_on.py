@@ -166,6 +166,7 @@ def look_summary(look: Look) -> dict:
         "seconds": round(r.seconds, 3),
         "substeps": r.steps,
         "relaxed_substeps": r.relax_steps,
+        "relaxation": r.relaxation,
         "converged": r.converged,
         "stop_reason": r.stop_reason,
         "max_penetration_mm": round(float(r.penetration_mm.max()), 3),

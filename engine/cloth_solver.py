@@ -206,20 +206,26 @@ class ClothSolver:
         self._spread = membrane_spread(model)
         self._hold = xp.zeros(model.n_vertices)  # the factorised hold weights (N,), this step
         self._held = np.zeros(model.n_vertices, bool)  # the factorised hold set
-        self._touching = xp.zeros(model.n_vertices, bool)
-        self._anchor = model.rest_positions.copy()  # where each touching vertex sticks
         self.factorisations = 1
         self.gravity_step = xp.asarray(settings.gravity, dtype=xp.float64) * h**2
         thickness = settings.self_thickness
         if thickness is None:
             thickness = max(2.0 * model.fabric.thickness, 0.002)
         self.self_thickness = float(thickness)
-        self._pairs = None
         self._neighbours = None
+        self.reset_contacts()
+
+    def reset_contacts(self) -> None:
+        """Forgets what the steps so far found: contact anchors, self-contact pairs, the last
+        step's contact planes and forces (to restart from another state; the factorisation stays)."""
+        xp, n = self.model.xp, self.model.n_vertices
+        self._touching = xp.zeros(n, bool)
+        self._anchor = self.model.rest_positions.copy()  # where each touching vertex sticks
+        self._pairs = None
         self._searched_at = None
-        self.last_contact_force = xp.zeros(model.n_vertices)  # N per vertex, last step
+        self.last_contact_force = xp.zeros(n)  # N per vertex, last step
         self._contacts = None  # (positions, their contacts): the last step's end
-        self.held_apart = xp.zeros(model.n_vertices, bool)  # (N,) moved by self-contact, last step
+        self.held_apart = xp.zeros(n, bool)  # (N,) moved by self-contact, last step
 
     def _assemble(self) -> None:
         """The global matrix, the contact hold stiffness and (Newton) the device copy for self.model."""

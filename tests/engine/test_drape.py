@@ -19,9 +19,23 @@ def test_small_skirt_drapes_on_a_bigger_body_without_penetration(skirt_on_l):
     assert np.isfinite(r.positions).all()
     assert r.penetration_mm.max() <= 2.0
     assert r.steps <= FAST.max_steps and r.stop_reason in ("settled", "budget")
-    assert 0 < r.relax_steps < r.steps  # relaxed, then stiffened
+    assert r.relaxation == "kept" and 0 < r.relax_steps < r.steps  # relaxed, then stiffened
     assert 98.0 < np.percentile(r.strain_percent, 50) < 115.0  # M on an L body: stretched a little
     assert r.pressure_kpa.min() >= 0.0
+
+
+def test_a_relaxed_drape_that_stretched_too_far_is_draped_again_unrelaxed(small_skirt, reference_bodies, body_model_cpu):
+    import dataclasses
+
+    g = small_skirt
+    args = (g.vertices, g.faces, g.body_vertices, reference_bodies["L"], np.asarray(body_model_cpu.faces),
+            fabric_preset("cotton_jersey"))
+    # A negative allowance discards every relaxed drape: the run starts again from the refit.
+    again = drape(*args, attached=g.attached, settings=dataclasses.replace(FAST, relax_max_stretch=-100.0))
+    plain = drape(*args, attached=g.attached, settings=dataclasses.replace(FAST, relax_stiffness=0.0))
+    assert (again.relaxation, plain.relaxation, plain.relax_steps) == ("discarded", "off", 0)
+    assert again.converged and again.steps > again.relax_steps > 0
+    assert np.abs(again.positions - plain.positions).max() < 0.002  # as if never relaxed
 
 
 def test_a_garment_far_too_small_is_reported_with_its_strain(small_skirt, body_model_cpu):
@@ -69,7 +83,7 @@ def test_relaxing_lets_free_cloth_drape_and_stiffening_restores_its_strain():
 
     relaxed, model, radius = _disc_edge_radius(50.0)
     unrelaxed, _, radius_unrelaxed = _disc_edge_radius(0.0)
-    assert relaxed.reason == "settled" and 0 < relaxed.relax_steps < relaxed.steps  # 59 of 64
+    assert relaxed.reason == "settled" and relaxed.relaxation == "kept" and 0 < relaxed.relax_steps < relaxed.steps  # 59 of 64
     assert radius < 0.105  # 0.096: hangs almost straight down from the support
     # Unrelaxed, the drift is slow enough to pass for rest: 20 steps, 0.144, nearly flat.
     assert unrelaxed.relax_steps == 0 and radius_unrelaxed > radius + 0.03
