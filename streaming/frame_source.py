@@ -11,7 +11,9 @@ compile shaders on the CPU, on the first frame) and keeps its meshes and texture
 
 Defaults follow the GL device: on Mesa's llvmpipe (no GPU) no multisampling and no shadow maps
 (the floor's contact shadow is baked, see `streaming.look_scene`), which keeps a 1280x720 frame
-at about 31 ms p50 and 48-60 ms p95 on 2 busy cores; on a GPU 4x multisampling and shadow maps.
+at about 31 ms p50 and 48-60 ms p95 on 2 busy cores (shadow maps would at least double it, even
+with a small shadow texture and the key light alone casting: docs/streaming.md, "Shadows"); on a
+GPU 4x multisampling and shadow maps.
 """
 
 from __future__ import annotations

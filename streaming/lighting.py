@@ -5,12 +5,14 @@ intensity), an ambient level, the background colour and how dark the floor's con
 The rig is defined for a camera on the +Z side of a body facing +Z and turns with the camera about
 +Y (`rig_lights`), so the side the shopper looks at is always lit as a product photo is.
 
-Shadows. pyrender's shadow maps (`RenderFlags.SHADOWS_DIRECTIONAL`, one 2048 px depth pass per
-directional light; `SHADOWS_SPOT` likewise per spot light) work through EGL, but on Mesa's llvmpipe
-(2 CPU cores) they cost 40-60 ms a frame per shadowed light at 1280x720: the rig's three lights
-take a frame from about 31 ms to 155-220 ms (p50, `bench/render_presets.py`). So on the CPU the
-floor gets a soft contact shadow baked into its texture once per look instead
-(`streaming.look_scene`), and shadow maps (all three lights: pyrender has no per-light switch) are
+Shadows. pyrender's shadow maps (`RenderFlags.SHADOWS_DIRECTIONAL`: a depth pass per directional
+light into a `SHADOW_TEX_SZ` = 2048 px texture, then in every lit pixel a 3x3 filtered lookup of
+each light's map) work through EGL, but on Mesa's llvmpipe (2 CPU cores) the lookup is what costs:
+a smaller texture saves little and shows acne, and even the key light casting alone doubles a
+1280x720 frame (render + encode p95 over the 80 ms budget). The measurements are in
+docs/streaming.md, "Shadows" (`bench/render_presets.py --shadow-variants`). So on the CPU the floor
+gets a soft contact shadow baked into its texture once per look instead (`streaming.look_scene`),
+and shadow maps (all three lights: pyrender's shadow flag is per light type, not per light) are
 for GPU machines (`FrameSource(..., shadow_maps=True)`, the default there).
 """
 

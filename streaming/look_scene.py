@@ -6,9 +6,10 @@ twice, in its fabric and in its fit-map colours, and the fit map is switched by 
 
 The floor is a disc under the body whose texture carries a soft contact shadow: the body and
 garment seen from above, darker where they come near the floor, blurred. It is baked on the CPU
-once per look and light (a few ms for a 14k-vertex body) because shadow maps cost 40-60 ms a
-frame per light on llvmpipe; with `shadow_maps` the directional lights cast real shadows too (GPU
-machines). Frames read back colour only (no depth).
+once per look and light (a few ms for a 14k-vertex body) because shadow maps do not fit the CPU's
+frame budget on llvmpipe, at any shadow texture size or with the key light alone casting
+(docs/streaming.md, "Shadows"); with `shadow_maps` the directional lights cast real shadows too
+(GPU machines). Frames read back colour only (no depth).
 
 Not thread-safe: `streaming.frame_source.FrameSource` serialises access.
 """

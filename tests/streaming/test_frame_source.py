@@ -9,7 +9,7 @@ import pytest
 
 from fitroom.errors import FitroomError
 from streaming.frame_source import FrameSource
-from streaming.lighting import LIGHT_NAMES
+from streaming.lighting import LIGHT_NAMES, light_preset, rig_lights
 from tests.streaming.look_fixture import small_look
 
 W, H = 320, 240
@@ -75,6 +75,30 @@ def test_each_light_preset_has_its_own_brightness(source):
     assert means["evening"] == min(values)
     with pytest.raises(FitroomError):
         source.set_light("disco")
+
+
+def test_shadow_maps_darken_the_floor_where_the_key_light_is_blocked(look):
+    """Shadow maps (the GPU default; off on the CPU, see docs/streaming.md "Shadows"): the floor where
+    the key light's rays through the shins land is darker than in the same frame without them."""
+    frames = {}
+    for shadow_maps in (False, True):
+        with FrameSource(W, H, shadow_maps=shadow_maps) as fs:
+            fs.set_look(look["body_vertices"], look["body_faces"], look["garment_vertices"], look["garment_faces"])
+            frames[shadow_maps] = fs.frame().astype(np.int16)
+            camera, yaw = fs.camera.camera(W, H), fs.camera.yaw
+    darker = (frames[False] - frames[True]).mean(-1)
+    body = np.asarray(look["body_vertices"])
+    floor_y = min(body[:, 1].min(), np.asarray(look["garment_vertices"])[:, 1].min())
+    key = np.asarray(rig_lights(light_preset("studio"), yaw)[0].direction, np.float64)
+    key /= np.linalg.norm(key)
+    shins = body[(body[:, 1] > floor_y + 0.10) & (body[:, 1] < floor_y + 0.25)]  # shadows within the floor disc
+    on_floor = shins + key * ((shins[:, 1] - floor_y) / -key[1])[:, None]
+    px = np.unique(np.floor(camera.project(on_floor)).astype(int), axis=0)
+    px = px[(px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)]
+    assert len(px) > 50
+    assert np.median(darker[px[:, 1], px[:, 0]]) > 15.0  # about 34 of 255 on the studio floor
+    assert darker.min() > -12.0  # shadows only darken...
+    assert (darker[: H // 10] == 0).all()  # ...and the background above the head is untouched
 
 
 def test_fit_map_recolours_the_garment(source, look):
