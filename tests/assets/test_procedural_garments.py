@@ -148,28 +148,32 @@ def torso_girth_cm(V, F, y):
     x range holds the midline. Above a top's underarm the tape goes 2 cm below the underarm,
     where a garment's chest is measured. The underarm is found scanning down in 2 mm steps: the
     torso loop's half-width drops by 2 cm or more where a sleeve parts from it, then narrows
-    steeply (more than 0.6 mm a step) until the sleeves' caps have left it too."""
+    steeply (more than 0.6 mm a step) until the sleeves' caps have left it too, or until the
+    section holds no other loop (the sleeves have ended)."""
 
     def torso_points(level_ys):
+        """Per level: the torso loops' points (p, 2) and whether any other loop is there."""
         sec = horizontal_sections(V, F, level_ys)
         seg, lev = np.asarray(sec.segments), np.asarray(sec.level)
         per_level = []
         for i in range(len(level_ys)):
             s, loops = seg[lev == i], sec.loop[lev == i]
             keep = [lab for lab in np.unique(loops) if s[loops == lab][:, :, 0].min() <= 0 <= s[loops == lab][:, :, 0].max()]
-            per_level.append(s[np.isin(loops, keep)].reshape(-1, 2))
+            per_level.append((s[np.isin(loops, keep)].reshape(-1, 2), len(keep) < len(np.unique(loops))))
         return per_level
 
     ys = y - np.arange(0.0, 0.2, 0.002)
-    half = np.array([np.abs(p[:, 0]).max() if len(p) else 0.0 for p in torso_points(ys)])
+    sections = torso_points(ys)
+    half = np.array([np.abs(p[:, 0]).max() if len(p) else 0.0 for p, _ in sections])
+    others = [o for _, o in sections]
     drops = np.nonzero((half[1:] < half[:-1] - 0.02) & (half[1:] > 0))[0]
     at = y
     if len(drops):
         i = drops[0] + 1
-        while i + 1 < len(ys) and half[i] - half[i + 1] > 0.0006:
+        while i + 1 < len(ys) and others[i] and half[i] - half[i + 1] > 0.0006:
             i += 1
         at = ys[i] - 0.02
-    return polygon_perimeter(convex_hull_2d(torso_points([at])[0])) * 100
+    return polygon_perimeter(convex_hull_2d(torso_points([at])[0][0])) * 100
 
 
 # ---- the chart ---------------------------------------------------------------------------------
@@ -321,6 +325,40 @@ def test_silhouettes(garments, bodies):
     assert v["dress"][:, 1].min() < knee + 0.15 and v["skirt"][:, 1].min() < knee + 0.15
     assert v["trousers"][:, 1].min() < 0.15  # to the ankles
     assert v["skirt"][:, 1].max() < meas["chest_height_cm"] / 100 - 0.05
+
+
+def tube(ys, radius, n=64, x=0.0):
+    """A vertical open tube (V, 3), (F, 3): rings of n vertices round (x, z=0) at heights ys
+    (bottom to top) of radius radius(y)."""
+    a = 2 * np.pi * np.arange(n) / n
+    V = np.concatenate([np.c_[x + radius(y) * np.cos(a), np.full(n, y), radius(y) * np.sin(a)] for y in ys])
+    k = np.arange(n)
+    quads = [(r * n + k, r * n + (k + 1) % n, (r + 1) * n + (k + 1) % n, (r + 1) * n + k) for r in range(len(ys) - 1)]
+    F = np.concatenate([np.r_[np.c_[q[0], q[1], q[2]], np.c_[q[0], q[2], q[3]]] for q in quads])
+    return V, F
+
+
+def test_chest_tape_stops_below_the_sleeves():
+    """The draped XL dress on the XL body read chest ease -5.7 cm against 11.9 designed, nothing
+    penetrating: below its sleeves the bodice narrowed 0.64 mm a 2 mm step on to the waist, more
+    than the 0.6 mm at which the underarm scan stops, so the tape went down past the waist. Here a
+    torso whose section takes in the sleeves down to the underarm (1.15 m), below it a bodice
+    narrowing 0.64 mm a step to a waist at 1.06 m, and short sleeves ending at 1.131 m: the tape
+    goes 2 cm below the first level without a sleeve (1.130 m), not 2 cm below the waist."""
+    from assets.procedural_garments import garment_girths
+
+    slope, r_u, y_u = 0.32, 0.18, 1.1495  # the bodice's radius narrows 0.64 mm a 2 mm step below y_u
+    r = lambda y: r_u - slope * (y_u - max(y, 1.06))  # noqa: E731 (a cylinder below the waist)
+    torso = tube([0.95, 1.06, y_u, 1.1505, 1.25], lambda y: r(y) if y <= y_u else 0.30)
+    sleeves = [tube([1.131, 1.25], lambda y: 0.02, n=16, x=x) for x in (-0.25, 0.25)]
+    parts = [torso, *sleeves]
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+    V = np.concatenate([v for v, _ in parts])
+    F = np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
+    ngon = 2 * 64 * np.sin(np.pi / 64) * 100  # cm of perimeter per metre of radius
+    chest = garment_girths(V, F, {"chest": 1.20})["chest"]
+    assert chest == pytest.approx(ngon * r(1.130 - 0.02), abs=0.05)  # 105.1 cm (95.1 below the waist)
+    assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
 
 
 def test_ten_thousand_vertices(body_model_cpu):
