@@ -2,10 +2,10 @@
 
 The same procedural t-shirt (size M, about 10k and 40k vertices) on the body it was made for
 (fitroom's female reference body M), the same fabric (cotton jersey), started at rest from the same
-positions. fitroom steps its projective-dynamics solver (1/60 s steps, `SolverSettings` defaults)
-until its own convergence test passes; Newton's VBD, XPBD and Style3D (bench/newton_peer.py) step
-1/60 s frames of `--substeps` substeps and `--iterations` iterations until the cloth's fastest free
-vertex is slower than 1 cm/s. Reported per solver: time per substep (one fitroom step is one
+positions. fitroom drapes with its defaults (`engine.drape.drape`: 1/60 s projective-dynamics
+steps, relaxed, then stiffened, until its convergence test passes); Newton's VBD, XPBD and Style3D
+(bench/newton_peer.py) step 1/60 s frames of `--substeps` substeps and `--iterations` iterations
+until the cloth's fastest free vertex is slower than 1 cm/s. Reported per solver: time per substep (one fitroom step is one
 substep), time to the settled drape, penetration (mm) and strain p50/p95 (%, measured by fitroom on
 each result), and fitroom's ratio to each. At 40k only the per-substep time is measured (a few
 steps each) unless --settle-40k.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

@@ -89,6 +89,9 @@ class SolverSettings:
 class LinearSystem:
     """A sparse SPD matrix (N, N) with a fixed sparsity pattern, factorised; `solve(rhs (N, 3))`,
     `refactor(matrix)` for new values on the same pattern (the contact holds change the diagonal).
+    The factorisation waits for the next solve, so values replaced before it are never factorised
+    (a drape's first step replaces them twice: relaxed membrane, then contact holds);
+    `factorisations` counts those done.
 
     NumPy: CHOLMOD's simplicial Cholesky with nested-dissection ordering (scikit-sparse), the
     ordering and symbolic analysis done once; SciPy's SuperLU where scikit-sparse is missing. On
@@ -99,6 +102,7 @@ class LinearSystem:
     def __init__(self, matrix, xp, cholmod: bool = True):
         self.xp = xp
         self._symbolic = None
+        self.factorisations = 0
         if xp is np and cholmod:
             try:
                 from sksparse.cholmod import analyze
@@ -109,6 +113,11 @@ class LinearSystem:
         self.refactor(matrix)
 
     def refactor(self, matrix) -> None:
+        self._matrix, self._solve = matrix, None
+
+    def _factorise(self) -> None:
+        matrix = self._matrix
+        self.factorisations += 1
         if self._symbolic is not None:
             self._solve = self._symbolic.cholesky(matrix.tocsc())
         elif self.xp is np:
@@ -122,6 +131,8 @@ class LinearSystem:
             self._solve = splu(csp.csr_matrix(matrix.tocsr()), permc_spec="COLAMD").solve
 
     def solve(self, rhs):
+        if self._solve is None:
+            self._factorise()
         return self._solve(rhs)
 
 
@@ -206,7 +217,6 @@ class ClothSolver:
         self._spread = membrane_spread(model)
         self._hold = xp.zeros(model.n_vertices)  # the factorised hold weights (N,), this step
         self._held = np.zeros(model.n_vertices, bool)  # the factorised hold set
-        self.factorisations = 1
         self.gravity_step = xp.asarray(settings.gravity, dtype=xp.float64) * h**2
         thickness = settings.self_thickness
         if thickness is None:
@@ -251,7 +261,6 @@ class ClothSolver:
         self.membrane_scale = scale
         self._assemble()
         self.system.refactor(self.matrix + sp.diags(np.where(self._held, self.hold_stiffness, 0.0)))
-        self.factorisations += 1
 
     def _project(self, x, closest, normal, active):
         """Moves active vertices out of their contact half-space; returns (x, pushed distance (N,))."""
@@ -443,7 +452,6 @@ class ClothSolver:
         if (host != self._held).sum() > 0.1 * max(int(host.sum()), 1):
             self.system.refactor(self.matrix + sp.diags(np.where(host, self.hold_stiffness, 0.0)))
             self._held = host
-            self.factorisations += 1
         # The weights must be the factorised ones: a weight missing from the matrix but present
         # on the right-hand side would pull a vertex towards the origin.
         return xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))

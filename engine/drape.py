@@ -86,7 +86,8 @@ class DrapeResult:
 class Settling:
     """How `settle` ended: state (ClothState), steps, relax_steps, relaxation (`off`, `kept` or
     `discarded`), reason (`settled`, `budget`, `unstable`), energy (J/kg), moved (m, the largest
-    step, last step)."""
+    step, last step), self_intersections (of the final state where the relaxation check counted
+    them, else None)."""
 
     state: ClothState
     steps: int
@@ -95,6 +96,7 @@ class Settling:
     reason: str
     energy: float
     moved: float
+    self_intersections: int | None = None
 
 
 def relax_scale(fabric: Fabric, stiffness: float, gravity: float = 9.81) -> float:
@@ -138,8 +140,17 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     if phase == "relax":
         solver.set_membrane_scale(scale if supported is None else xp.where(xp.asarray(supported), 1.0, scale))
         start, start_strain = state.copy(), _strain_p95(model, state.positions)
-        start_tangles = self_intersections(state.positions, model.faces)
     relaxation = "kept" if phase == "relax" else "off"
+    tangles = None
+
+    def worse_than_start(x) -> bool:
+        """Strain p95 over the allowance above the start's, or more self-intersections."""
+        nonlocal tangles
+        if _strain_p95(model, x) > start_strain + settings.relax_max_stretch:
+            return True
+        tangles = self_intersections(x, model.faces)
+        return tangles > 0 and tangles > self_intersections(start.positions, model.faces)
+
     reason, steps, relax_steps, energy, moved = "budget", 0, 0, float("inf"), float("inf")
     phase_start, end = 0, settings.max_steps
     while steps < end:
@@ -162,16 +173,14 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
             if done or steps - phase_start >= settings.max_steps // 2:
                 solver.set_membrane_scale(1.0)
                 phase, phase_start = "stiffen", steps
-        elif phase == "stiffen" and (done or steps == end) and (
-                _strain_p95(model, state.positions) > start_strain + settings.relax_max_stretch
-                or self_intersections(state.positions, model.faces) > start_tangles):
+        elif phase == "stiffen" and (done or steps == end) and worse_than_start(state.positions):
             state.positions, state.velocities = start.positions.copy(), start.velocities.copy()
             solver.reset_contacts()
-            phase, phase_start, end, relaxation = "plain", steps, steps + settings.max_steps, "discarded"
+            phase, phase_start, end, relaxation, tangles = "plain", steps, steps + settings.max_steps, "discarded", None
         elif done:
             reason = "settled"
             break
-    return Settling(state, steps, relax_steps, relaxation, reason, energy, moved)
+    return Settling(state, steps, relax_steps, relaxation, reason, energy, moved, tangles)
 
 
 def _strain_p95(model, x) -> float:
@@ -234,7 +243,7 @@ def drape(garment_vertices, garment_faces, source_body, target_body, body_faces,
         seconds=time.perf_counter() - start_time,
         kinetic_energy_per_kg=run.energy,
         max_displacement_m=run.moved,
-        self_intersections=self_intersections(x, faces),
+        self_intersections=run.self_intersections if run.self_intersections is not None else self_intersections(x, faces),
         mesh_report=mesh.report,
         vertex_map=mesh.source,
     )

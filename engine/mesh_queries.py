@@ -77,9 +77,11 @@ def vertex_faces(faces, n_vertices: int):
 def vertex_neighbours(faces, n_vertices: int):
     """Each vertex's edge neighbours: (V, max degree) int, -1 padded (host)."""
     f = np.asarray(faces, np.int64)
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
-    return padded_table(np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]], n_vertices)
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    # One int64 key per edge: a 1-D unique is about 5x faster than np.unique(..., axis=0).
+    key = np.unique(e[:, 0] * n_vertices + e[:, 1])
+    a, b = key // n_vertices, key % n_vertices
+    return padded_table(np.r_[a, b], np.r_[b, a], n_vertices)
 
 
 def closest_point_on_triangles(p, a, b, c):
