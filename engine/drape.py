@@ -127,8 +127,9 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     long-sleeve shirt and dress ended at strain p95 103.6-105.3 % (100.5-100.7 unrelaxed), the
     dress with 4 self-intersections at its neckline. So a stiffened drape whose strain p95 is over
     `relax_max_stretch` points above the start's, or with more self-intersections than the start,
-    is discarded: the run starts again from the start, unrelaxed, with a fresh step budget
-    (`relaxation`: `kept`, `discarded`, or `off` when the fabric needs no relaxing).
+    is discarded once it rests: the run starts again from the start, unrelaxed, with a fresh step
+    budget (`relaxation`: `kept`, `discarded`, or `off` when the fabric needs no relaxing). A run
+    whose budget ends while stiffening stops there (`budget`), unchecked.
 
     A phase rests when the kinetic energy per kg and the largest step fall below their thresholds
     after its minimum steps; a step that is not finite is undone and stops the run (`unstable`).
@@ -173,7 +174,7 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
             if done or steps - phase_start >= settings.max_steps // 2:
                 solver.set_membrane_scale(1.0)
                 phase, phase_start = "stiffen", steps
-        elif phase == "stiffen" and (done or steps == end) and worse_than_start(state.positions):
+        elif phase == "stiffen" and done and worse_than_start(state.positions):
             state.positions, state.velocities = start.positions.copy(), start.velocities.copy()
             solver.reset_contacts()
             phase, phase_start, end, relaxation, tangles = "plain", steps, steps + settings.max_steps, "discarded", None
