@@ -215,8 +215,6 @@ class ClothSolver:
         self._assemble()
         self.system = LinearSystem(self.matrix, xp)
         self._spread = membrane_spread(model)
-        self._hold = xp.zeros(model.n_vertices)  # the factorised hold weights (N,), this step
-        self._held = np.zeros(model.n_vertices, bool)  # the factorised hold set
         self.gravity_step = xp.asarray(settings.gravity, dtype=xp.float64) * h**2
         thickness = settings.self_thickness
         if thickness is None:
@@ -226,9 +224,15 @@ class ClothSolver:
         self.reset_contacts()
 
     def reset_contacts(self) -> None:
-        """Forgets what the steps so far found: contact anchors, self-contact pairs, the last
-        step's contact planes and forces (to restart from another state; the factorisation stays)."""
+        """Forgets what the steps so far found: contact anchors and holds, self-contact pairs, the
+        last step's contact planes and forces, to restart from another state as a new solver would.
+
+        The last step's positions are kept (by identity) to reuse its contact planes and self-contact
+        pairs: a caller that moves `state.positions` in place must call this first."""
         xp, n = self.model.xp, self.model.n_vertices
+        self._hold = xp.zeros(n)  # the factorised hold weights (N,), this step
+        self._held = np.zeros(n, bool)  # the factorised hold set
+        self.system.refactor(self.matrix)
         self._touching = xp.zeros(n, bool)
         self._anchor = self.model.rest_positions.copy()  # where each touching vertex sticks
         self._pairs = None
@@ -249,15 +253,20 @@ class ClothSolver:
     def set_membrane_scale(self, scale) -> None:
         """Steps on with the membrane's weights (stretch and shear) times `scale`, a number or one
         per triangle (F,) (bending, mass and contact state unchanged); refactorises once on the
-        kept symbolic analysis.
+        kept symbolic analysis, at the next solve.
 
-        Used to relax a drape (`engine.drape`): a membrane 100 times softer lets the passes rotate
-        cloth where the true one locks it (docs/cloth.md, Known gaps)."""
-        if np.array_equal(to_numpy(scale), to_numpy(self.membrane_scale)):
+        Used to relax a drape (`engine.drape.settle`): a membrane 18-200 times softer lets the
+        passes rotate cloth where the true one locks it (docs/cloth.md, "Relax, then stiffen")."""
+        host = to_numpy(scale)
+        if np.all(host == to_numpy(self.membrane_scale)):
             return
         base = self.base_model
-        self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * scale,
-                                         stretch_weft=base.stretch_weft * scale, shear=base.shear * scale)
+        if np.all(host == 1.0):
+            self.model, scale = base, 1.0  # the caller's model itself, fields shared
+        else:
+            scale = scale.copy() if hasattr(scale, "copy") else scale
+            self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * scale,
+                                             stretch_weft=base.stretch_weft * scale, shear=base.shear * scale)
         self.membrane_scale = scale
         self._assemble()
         self.system.refactor(self.matrix + sp.diags(np.where(self._held, self.hold_stiffness, 0.0)))

@@ -3,7 +3,9 @@
 Arrays in, a `DrapeResult` of host arrays out. The garment is stepped until both its kinetic
 energy per kilogram and its largest per-step displacement fall below thresholds (converged), or
 the step budget runs out (not converged), or the state stops being finite (restored to the last
-finite step and reported as unstable: the result never holds NaN).
+finite step and reported as unstable: the result never holds NaN). Free cloth is first relaxed
+with a soft membrane, then stiffened, and draped again unrelaxed if that left it stretched or
+tangled (`settle`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from engine.self_collision import self_intersections
 
 @dataclasses.dataclass(frozen=True)
 class DrapeSettings:
-    """solver : the step settings; max_steps, min_steps : step budget; energy_threshold : J/kg of
-    kinetic energy (0.5 v^2: 5e-5 is an r.m.s. speed of 1 cm/s); displacement_threshold : m, the
-    largest vertex move in one step; clearance : m, how far outside the body the refit starts; resting_gap : m beyond the
-    clearance within which a vertex counts as lying on the body (see `resting_on_top`).
+    """solver : the step settings; max_steps, min_steps : step budget (of each attempt: see
+    `settle`); energy_threshold : J/kg of kinetic energy (0.5 v^2: 5e-5 is an r.m.s. speed of
+    1 cm/s); displacement_threshold : m, the largest vertex move in one step; clearance : m, how
+    far outside the body the refit starts; resting_gap : m beyond the clearance within which a
+    vertex counts as lying on the body (see `resting_on_top`).
     relax_stiffness : m, the membrane's stiffness per unit of the fabric's weight (N/m per N/m^2)
     while the drape relaxes, 0 for no relaxation (see `settle`); relax_support : m, triangles with
     a vertex this close to the body at the start keep their true membrane while relaxing;
@@ -58,7 +61,7 @@ class DrapeResult:
     positions (N, 3) m, faces (F, 3), start (N, 3) the refitted start, strain_percent (N,),
     pressure_kpa (N,), penetration_mm (N,); steps, converged, stop_reason (`settled`, `budget`,
     `unstable`), relax_steps (of steps, those with the relaxed membrane), relaxation (`off`,
-    `kept`, `discarded`: see `settle`), seconds,
+    `kept`, `discarded`, `unchecked`: see `settle`), seconds,
     kinetic_energy_per_kg (J/kg), max_displacement_m (last step),
     self_intersections, mesh_report (what cleaning repaired), vertex_map (N0,) input vertex -> row.
     """
@@ -84,8 +87,8 @@ class DrapeResult:
 
 @dataclasses.dataclass
 class Settling:
-    """How `settle` ended: state (ClothState), steps, relax_steps, relaxation (`off`, `kept` or
-    `discarded`), reason (`settled`, `budget`, `unstable`), energy (J/kg), moved (m, the largest
+    """How `settle` ended: state (ClothState), steps, relax_steps, relaxation (`off`, `kept`,
+    `discarded` or `unchecked`), reason (`settled`, `budget`, `unstable`), energy (J/kg), moved (m, the largest
     step, last step), self_intersections (of the final state where the relaxation check counted
     them, else None)."""
 
@@ -113,13 +116,13 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     triangles that keep their true membrane while relaxing (those lying on the body).
 
     Relax: the membrane's stiffness is capped at `relax_stiffness` times the fabric's weight (50 m:
-    100-200 times softer than woven fabric's, 15-20 times a jersey's). Fabric barely stretches under
+    100-200 times softer than the woven presets', 18-26 times the knits'). Fabric barely stretches under
     its own weight either way (a 50 cm skirt 1 % at 50 m), but projective dynamics' passes rotate a
     soft membrane freely where the true one locks free-hanging cloth, and its convergence test
     takes the slow drift for rest: with the default steps a Cusick disc "settles" flat (drape
     coefficients 0.86-0.997) and drapes (0.11-0.40) once relaxed (docs/cloth.md). Cloth lying on
     the body keeps its true membrane: relaxed there, friction holds the stretch its weight gave it
-    (a dress's bodice kept 1-3 % strain and lost 1.5 cm of chest ease). Stiffen: the true membrane
+    (the M dress's bodice kept 1-3 % strain; its chest ease fell to 0.6 cm, 1.6 converged). Stiffen: the true membrane
     from there until it rests again, at least `stiffen_min_steps`, which takes back the relaxed
     stretch and gives the true strain and pressure. Relaxing takes at most half the step budget.
 
@@ -128,8 +131,10 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     dress with 4 self-intersections at its neckline. So a stiffened drape whose strain p95 is over
     `relax_max_stretch` points above the start's, or with more self-intersections than the start,
     is discarded once it rests: the run starts again from the start, unrelaxed, with a fresh step
-    budget (`relaxation`: `kept`, `discarded`, or `off` when the fabric needs no relaxing). A run
-    whose budget ends while stiffening stops there (`budget`), unchecked.
+    budget, so a discarded drape can take up to about twice `max_steps` (`relaxation`: `kept`,
+    `discarded`; `unchecked` when the run ended before the check: budget, unstable; `off` when
+    nothing was relaxed: relax_stiffness 0, no gravity, a fabric already that soft, every
+    triangle supported). A run whose budget ends while stiffening stops there (`budget`).
 
     A phase rests when the kinetic energy per kg and the largest step fall below their thresholds
     after its minimum steps; a step that is not finite is undone and stops the run (`unstable`).
@@ -137,11 +142,13 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     xp, model = solver.model.xp, solver.base_model
     mass, total_mass = model.mass, float(model.mass.sum())
     scale = relax_scale(model.fabric, settings.relax_stiffness, float(np.linalg.norm(solver.settings.gravity)))
-    phase = "relax" if scale < 1.0 else "plain"
+    if supported is not None:
+        scale = xp.where(xp.asarray(supported), 1.0, scale)
+    phase = "relax" if bool((xp.asarray(scale) < 1.0).any()) else "plain"
     if phase == "relax":
-        solver.set_membrane_scale(scale if supported is None else xp.where(xp.asarray(supported), 1.0, scale))
+        solver.set_membrane_scale(scale)
         start, start_strain = state.copy(), _strain_p95(model, state.positions)
-    relaxation = "kept" if phase == "relax" else "off"
+    relaxation = "unchecked" if phase == "relax" else "off"
     tangles = None
 
     def worse_than_start(x) -> bool:
@@ -154,33 +161,38 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
 
     reason, steps, relax_steps, energy, moved = "budget", 0, 0, float("inf"), float("inf")
     phase_start, end = 0, settings.max_steps
-    while steps < end:
-        steps += 1
-        before = state.copy()
-        solver.step(state, state)
-        relax_steps += phase == "relax"
-        if not bool(xp.isfinite(state.positions).all()):
-            state.positions, state.velocities, reason = before.positions, before.velocities, "unstable"
-            break
-        energy = float(0.5 * (mass * (state.velocities**2).sum(1)).sum()) / total_mass
-        # Self-contact holds a vertex apart from the fold it touches by moving it after the solve,
-        # which pulls it back: a few such vertices go back and forth 0.5-1 mm a step for good
-        # (the 10k t-shirt: 1-5 of 10k, p99 of all moves 0.1-0.4 mm). That is contact, not motion.
-        step_moves = xp.linalg.norm(state.positions - before.positions, axis=1)
-        moved = float(xp.where(solver.held_apart, 0.0, step_moves).max())
-        rested = energy < settings.energy_threshold and moved < settings.displacement_threshold
-        done = rested and steps - phase_start >= (settings.stiffen_min_steps if phase == "stiffen" else settings.min_steps)
-        if phase == "relax":
-            if done or steps - phase_start >= settings.max_steps // 2:
-                solver.set_membrane_scale(1.0)
-                phase, phase_start = "stiffen", steps
-        elif phase == "stiffen" and done and worse_than_start(state.positions):
-            state.positions, state.velocities = start.positions.copy(), start.velocities.copy()
-            solver.reset_contacts()
-            phase, phase_start, end, relaxation, tangles = "plain", steps, steps + settings.max_steps, "discarded", None
-        elif done:
-            reason = "settled"
-            break
+    try:
+        while steps < end:
+            steps += 1
+            before = state.copy()
+            solver.step(state, state)
+            relax_steps += phase == "relax"
+            if not bool(xp.isfinite(state.positions).all()):
+                state.positions, state.velocities, reason = before.positions, before.velocities, "unstable"
+                solver.reset_contacts()  # its anchors and search positions hold NaN now
+                break
+            energy = float(0.5 * (mass * (state.velocities**2).sum(1)).sum()) / total_mass
+            # Self-contact holds a vertex apart from the fold it touches by moving it after the
+            # solve, which pulls it back: a few such vertices go back and forth 0.6-1.2 mm a step
+            # for good (the 10k t-shirt: 1-5 of 10k, p99 of all moves 0.1-0.4 mm). Contact, not motion.
+            step_moves = xp.linalg.norm(state.positions - before.positions, axis=1)
+            moved = float(xp.where(solver.held_apart, 0.0, step_moves).max())
+            rested = energy < settings.energy_threshold and moved < settings.displacement_threshold
+            done = rested and steps - phase_start >= (settings.stiffen_min_steps if phase == "stiffen" else settings.min_steps)
+            if phase == "relax":
+                if done or steps - phase_start >= settings.max_steps // 2:
+                    solver.set_membrane_scale(1.0)
+                    phase, phase_start = "stiffen", steps
+            elif phase == "stiffen" and done and worse_than_start(state.positions):
+                state.positions, state.velocities = start.positions.copy(), start.velocities.copy()
+                solver.reset_contacts()
+                phase, phase_start, end, relaxation, tangles = "plain", steps, steps + settings.max_steps, "discarded", None
+            elif done:
+                relaxation = "kept" if phase == "stiffen" else relaxation
+                reason = "settled"
+                break
+    finally:
+        solver.set_membrane_scale(1.0)  # the solver steps on with the true membrane, whatever ended the run
     return Settling(state, steps, relax_steps, relaxation, reason, energy, moved, tangles)
 
 

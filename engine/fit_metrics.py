@@ -130,8 +130,9 @@ def contact_pressure_kpa(model, x, normal, touching, gravity=GRAVITY, slack: flo
     Over a ring of neighbours, because a drape stopped by the settle thresholds is not quite at
     rest: the global step's residual, which the equilibrium reads as force, is left over where the
     passes have not converged (a tight neckline), and alternates in sign between neighbours. An
-    XS t-shirt on an L body (10k vertices): p95 3.6 kPa per vertex, 2.1-2.2 kPa over rings, against
-    about 1.4 kPa from Laplace's law with the chest's strain. A uniform pressure is unchanged.
+    XS t-shirt on an L body: per vertex p95 3.6 kPa at 10k vertices; over rings 2.1-2.2 kPa at 10k
+    and 1.65 kPa at 3k (docs/cloth.md), against about 1.4 kPa from Laplace's law with the chest's
+    strain. A uniform pressure is unchanged.
     """
     xp = model.xp
     touching = xp.asarray(touching, dtype=bool)

@@ -78,9 +78,11 @@ def vertex_neighbours(faces, n_vertices: int):
     """Each vertex's edge neighbours: (V, max degree) int, -1 padded (host)."""
     f = np.asarray(faces, np.int64)
     e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-    # One int64 key per edge: a 1-D unique is about 5x faster than np.unique(..., axis=0).
-    key = np.unique(e[:, 0] * n_vertices + e[:, 1])
-    a, b = key // n_vertices, key % n_vertices
+    # One int64 key per edge: a 1-D unique is about 5x faster than np.unique(..., axis=0). The
+    # base covers every index, so an index past n_vertices cannot alias another edge.
+    base = max(n_vertices, int(f.max(initial=-1)) + 1)
+    key = np.unique(e[:, 0] * base + e[:, 1])
+    a, b = key // base, key % base
     return padded_table(np.r_[a, b], np.r_[b, a], n_vertices)
 
 

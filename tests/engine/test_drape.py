@@ -18,7 +18,8 @@ def test_small_skirt_drapes_on_a_bigger_body_without_penetration(skirt_on_l):
     r = skirt_on_l
     assert np.isfinite(r.positions).all()
     assert r.penetration_mm.max() <= 2.0
-    assert r.steps <= FAST.max_steps and r.stop_reason in ("settled", "budget")
+    assert r.stop_reason in ("settled", "budget")
+    assert r.steps <= FAST.max_steps * (2 if r.relaxation == "discarded" else 1)  # a budget per attempt
     assert r.relaxation == "kept" and 0 < r.relax_steps < r.steps  # relaxed, then stiffened
     assert 98.0 < np.percentile(r.strain_percent, 50) < 115.0  # M on an L body: stretched a little
     assert r.pressure_kpa.min() >= 0.0
@@ -35,7 +36,8 @@ def test_a_relaxed_drape_that_stretched_too_far_is_draped_again_unrelaxed(small_
     plain = drape(*args, attached=g.attached, settings=dataclasses.replace(FAST, relax_stiffness=0.0))
     assert (again.relaxation, plain.relaxation, plain.relax_steps) == ("discarded", "off", 0)
     assert again.converged and again.steps > again.relax_steps > 0
-    assert np.abs(again.positions - plain.positions).max() < 0.002  # as if never relaxed
+    # As if never relaxed: the solver forgot the relaxed run's anchors, holds and pairs.
+    np.testing.assert_array_equal(again.positions, plain.positions)
 
 
 def test_a_garment_far_too_small_is_reported_with_its_strain(small_skirt, body_model_cpu):
