@@ -113,21 +113,25 @@ def _load_trimesh(path: Path, data: bytes):
         return trimesh.load(io.BytesIO(data), process=False, maintain_order=True, skip_materials=True, **args)
 
 
-def _glb_vertices(scene) -> np.ndarray:
-    """The first mesh's vertices of a loaded GLB, moved by its node's world transform."""
+def _first_mesh(loaded):
+    """(mesh, (4, 4) world transform of its node) of a loaded file: a scene's first mesh in file
+    order (its first primitive), or the loaded mesh itself with the identity. ValueError: no mesh."""
     import trimesh
 
-    if not isinstance(scene, trimesh.Scene):
-        return np.asarray(scene.vertices, dtype=np.float64)
-    if not scene.geometry:
+    if not isinstance(loaded, trimesh.Scene):
+        return loaded, np.eye(4)
+    if not loaded.geometry:
         raise ValueError("no mesh in the file")
-    name = next(iter(scene.geometry))  # in file order: the first mesh's first primitive
-    vertices = np.asarray(scene.geometry[name].vertices, dtype=np.float64)
-    nodes = scene.graph.geometry_nodes.get(name, [])
-    if nodes:
-        matrix = np.asarray(scene.graph.get(nodes[0])[0], dtype=np.float64)
-        vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
-    return vertices
+    name = next(iter(loaded.geometry))
+    nodes = loaded.graph.geometry_nodes.get(name, [])
+    matrix = np.asarray(loaded.graph.get(nodes[0])[0], dtype=np.float64) if nodes else np.eye(4)
+    return loaded.geometry[name], matrix
+
+
+def _glb_vertices(scene) -> np.ndarray:
+    """The first mesh's vertices of a loaded GLB, moved by its node's world transform."""
+    mesh, matrix = _first_mesh(scene)
+    return np.asarray(mesh.vertices, dtype=np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 def checked_mesh_path(path, suffixes, what: str) -> Path:
@@ -313,20 +317,9 @@ def _read_triangles(path: Path, source):
     """Vertices (n, 3) float64 and triangles (m, 3) int64 of a mesh file's first mesh (trimesh,
     `process=False`; GLB: moved by its node's world transform). (n, 0) faces when it has none.
     source : from `_read_mesh_file` (the OBJ's bytes, loaded here; the GLB already loaded)."""
-    import trimesh
-
     suffix = path.suffix.lower()
     try:
-        loaded = _load_trimesh(path, source) if isinstance(source, bytes) else source
-        if isinstance(loaded, trimesh.Scene):
-            if not loaded.geometry:
-                raise ValueError("no mesh in the file")
-            name = next(iter(loaded.geometry))
-            mesh = loaded.geometry[name]
-            nodes = loaded.graph.geometry_nodes.get(name, [])
-            matrix = np.asarray(loaded.graph.get(nodes[0])[0], dtype=np.float64) if nodes else np.eye(4)
-        else:
-            mesh, matrix = loaded, np.eye(4)
+        mesh, matrix = _first_mesh(_load_trimesh(path, source) if isinstance(source, bytes) else source)
         v = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
         f = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     except Exception as e:  # parsers raise many kinds; all mean the same to the user
