@@ -4,9 +4,9 @@ Strain follows CLO's strain map: 100 % is the fabric at rest, 110 % stretched by
 the larger principal stretch of each triangle's deformation gradient, averaged onto vertices by
 area. Pressure is the body's push on each vertex over the vertex's area: `contact_pressure_kpa`
 finds it from the settled garment's static equilibrium (the solver's own record of its
-projections, `pressure_kpa` of `ClothSolver.last_contact_force`, misses the contact hold springs
-that carry most of the load and reads ~1000 times low). (Ease, a girth difference, is measured on
-the garment's sections: see `assets.procedural_garments.garment_girths`.)
+projections, `ClothSolver.last_contact_force`, misses the contact hold springs that carry most of
+the load and read ~1000 times low). (Ease, a girth difference, is measured on the garment's
+sections: see `assets.procedural_garments.garment_girths`.)
 """
 
 from __future__ import annotations
@@ -43,12 +43,6 @@ def strain_percent(model, x):
     """Per-vertex strain (N,) in percent (100 = at rest) of a `ClothModel` at positions x."""
     principal, _ = triangle_stretch(model, x)
     return 100.0 * vertex_average(principal[:, 0], model.faces, model.rest_area, model.n_vertices)
-
-
-def pressure_kpa(contact_force, vertex_area):
-    """Contact pressure (N,) kPa from per-vertex contact force magnitudes (N,) N and areas (N,) m^2."""
-    xp = array_namespace(contact_force)
-    return contact_force / xp.maximum(vertex_area, 1e-12) / 1000.0
 
 
 def penetration_mm(signed_distance):
