@@ -12,11 +12,14 @@ lying flat (|normal . up| > 0.97: shoulders, a horizontal test cloth) takes +Z f
 from __future__ import annotations
 
 import dataclasses
+import functools
 from types import ModuleType
 
 import numpy as np
 
-from engine.cloth_topology import boundary_vertices, cotangent_laplacian
+from engine.backend import to_numpy
+from engine.cloth_topology import boundary_vertices, cotangent_laplacian, vertex_areas
+from engine.mesh_queries import vertex_neighbours
 from engine.fabrics import Fabric
 
 
@@ -69,6 +72,12 @@ class ClothModel:
     @property
     def n_vertices(self) -> int:
         return int(self.rest_positions.shape[0])
+
+    @functools.cached_property
+    def neighbours(self):
+        """(N, max degree) int: each vertex's edge neighbours, -1 padded, on the model's device
+        (built on first use: self-contact and contact pressure both need it)."""
+        return self.xp.asarray(vertex_neighbours(to_numpy(self.faces), self.n_vertices))
 
     def initial_state(self, positions=None) -> ClothState:
         """A state at rest: the given positions (N, 3) or the rest shape, zero velocity."""
@@ -134,7 +143,7 @@ def build_cloth_model(vertices, faces, fabric: Fabric, attached=None, xp: Module
     f = np.asarray(faces, np.int64)
     p = v[f]
     grad_warp, grad_weft, area = deformation_operators(p)
-    vertex_area = np.bincount(f.reshape(-1), np.repeat(area / 3.0, 3), minlength=len(v))
+    vertex_area = vertex_areas(f, area, len(v))
     att = np.zeros(len(v), bool) if attached is None else np.asarray(attached, bool).copy()
     br, bc, bv = bending_matrix(v, f, fabric.bending)
     to = xp.asarray

@@ -32,7 +32,6 @@ import scipy.sparse as sp
 
 from engine.backend import rowdot, rownorm, to_numpy
 from engine.cloth_model import ClothModel, ClothState, deformation_columns
-from engine.mesh_queries import vertex_neighbours
 from engine.self_collision import repel, vertex_triangle_pairs
 
 GRAVITY = (0.0, -9.81, 0.0)
@@ -220,7 +219,6 @@ class ClothSolver:
         if thickness is None:
             thickness = max(2.0 * model.fabric.thickness, 0.002)
         self.self_thickness = float(thickness)
-        self._neighbours = None
         self.reset_contacts()
 
     def reset_contacts(self) -> None:
@@ -484,15 +482,12 @@ class ClothSolver:
 
     def _self_contact(self, x, x0):
         """Vertex-triangle repulsion after the step's solve (see `self_collision`)."""
-        xp = self.model.xp
         # Pairs found within thickness + slack stay valid while no vertex is half the slack from
         # where it was at the search (a pair's distance changes by at most twice that): then
         # they are searched again. Measured from the search, not summed per step, a hem that
         # flaps while the rest lies still costs no search (the 10k t-shirt: 15 searches in 31 steps).
         if self._pairs is None or float(rownorm(x - self._searched_at).max()) > 0.5 * SELF_SLACK:
-            if self._neighbours is None:
-                self._neighbours = xp.asarray(vertex_neighbours(to_numpy(self.model.faces), self.model.n_vertices))
-            self._pairs = vertex_triangle_pairs(x, self.model.faces, self.self_thickness + SELF_SLACK, self._neighbours)
+            self._pairs = vertex_triangle_pairs(x, self.model.faces, self.self_thickness + SELF_SLACK, self.base_model.neighbours)
             self._searched_at = x
         return repel(x, x0, self.model.faces, self._pairs, self.self_thickness, rest=self.model.rest_positions)
 

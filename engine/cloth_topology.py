@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.backend import array_namespace, rownorm
 from fitroom.errors import FitroomError
 
 
@@ -67,9 +68,7 @@ def clean_mesh(vertices, faces, tolerance: float = 1e-5, min_area: float = 1e-12
     welded, index = weld(v, tolerance)
     f = index[f]
     collapsed = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
-    p = welded[f]
-    area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
-    keep = ~collapsed & (area > min_area)
+    keep = ~collapsed & (triangle_areas(welded, f) > min_area)
     degenerate = int((~keep).sum())
     f = f[keep]
     _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
@@ -143,7 +142,17 @@ def cotangent_laplacian(vertices, faces):
         rows += [i, j, i, j]
         cols += [j, i, i, j]
         vals += [w, w, -w, -w]
-    p = v[f]
-    area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
-    vertex_area = np.bincount(f.reshape(-1), np.repeat(area / 3.0, 3), minlength=len(v))
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), vertex_area
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), vertex_areas(f, triangle_areas(v, f), len(v))
+
+
+def triangle_areas(x, faces):
+    """(F,) m^2: the areas of triangles faces (F, 3) at positions x (N, 3) m (NumPy or CuPy)."""
+    xp = array_namespace(x)
+    p = x[faces]
+    return 0.5 * rownorm(xp.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]))
+
+
+def vertex_areas(faces, triangle_area, n_vertices: int):
+    """(N,) m^2: each vertex's third of the areas (F,) of its triangles faces (F, 3)."""
+    xp = array_namespace(triangle_area)
+    return xp.bincount(faces.reshape(-1), weights=xp.repeat(triangle_area / 3.0, 3), minlength=n_vertices)

@@ -11,10 +11,10 @@ sections: see `assets.procedural_garments.garment_girths`.)
 
 from __future__ import annotations
 
-from engine.backend import array_namespace, rowdot, rownorm, scatter_add, to_numpy
+from engine.backend import array_namespace, rowdot, scatter_add
 from engine.cloth_model import deformation_columns
 from engine.cloth_solver import GRAVITY, membrane_spread, membrane_targets
-from engine.mesh_queries import vertex_neighbours
+from engine.cloth_topology import triangle_areas, vertex_areas
 
 
 def triangle_stretch(model, x):
@@ -74,17 +74,6 @@ def elastic_force(model, x, slack: float = 0.05):
     return force
 
 
-def deformed_vertex_area(model, x):
-    """Each vertex's share (N,) m^2 of the area of its triangles at positions x (N, 3): a third each."""
-    xp = model.xp
-    p = x[model.faces]
-    third = rownorm(xp.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])) / 6.0
-    area = xp.zeros(model.n_vertices)
-    for k in range(3):
-        area += xp.bincount(model.faces[:, k], weights=third, minlength=model.n_vertices)
-    return area
-
-
 def normal_support(model, x, normal, gravity=GRAVITY, slack: float = 0.05):
     """The support (N,) N each vertex of a garment at rest at positions x (N, 3) m needs along the
     body's outward unit normal (N, 3): positive where the body must push, negative where it would
@@ -131,9 +120,8 @@ def contact_pressure_kpa(model, x, normal, touching, gravity=GRAVITY, slack: flo
     xp = model.xp
     touching = xp.asarray(touching, dtype=bool)
     push = xp.where(touching, normal_support(model, x, normal, gravity, slack), 0.0)
-    area = xp.where(touching, deformed_vertex_area(model, x), 0.0)
-    ring = xp.asarray(vertex_neighbours(to_numpy(model.faces), model.n_vertices))
-    ring = xp.concatenate([xp.arange(model.n_vertices)[:, None], ring], 1)  # each vertex and its neighbours
+    area = xp.where(touching, vertex_areas(model.faces, triangle_areas(x, model.faces), model.n_vertices), 0.0)
+    ring = xp.concatenate([xp.arange(model.n_vertices)[:, None], model.neighbours], 1)  # each vertex and its neighbours
     valid = ring >= 0
     ring = xp.where(valid, ring, 0)
     total_push, total_area = (push[ring] * valid).sum(1), (area[ring] * valid).sum(1)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from engine.cloth_scenes import square_cloth
-from engine.cloth_topology import boundary_vertices, clean_mesh, unique_edges
+from engine.backend import to_numpy
+from engine.cloth_topology import boundary_vertices, clean_mesh, triangle_areas, unique_edges, vertex_areas
 from fitroom.errors import FitroomError
 
 
@@ -41,3 +42,13 @@ def test_non_manifold_edges_are_counted_and_kept():
 def test_bad_meshes_get_clear_errors(vertices, faces, words):
     with pytest.raises(FitroomError, match=words):
         clean_mesh(vertices, faces)
+
+
+def test_triangle_and_vertex_areas(xp):
+    # A unit square in two right triangles, then stretched 2x along x: every area doubles.
+    v = xp.asarray([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    f = xp.asarray([[0, 1, 2], [0, 2, 3]])
+    area = triangle_areas(v, f)
+    np.testing.assert_allclose(to_numpy(area), [0.5, 0.5])
+    np.testing.assert_allclose(to_numpy(vertex_areas(f, area, 5)), [1 / 3, 1 / 6, 1 / 3, 1 / 6, 0.0])
+    np.testing.assert_allclose(to_numpy(triangle_areas(v * xp.asarray([2.0, 1, 1]), f)), [1.0, 1.0])
