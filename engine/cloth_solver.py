@@ -209,7 +209,7 @@ class ClothSolver:
         if settings.global_step not in ("projective", "newton"):
             raise ValueError(f"global_step must be 'projective' or 'newton', not {settings.global_step!r}")
         self.base_model = model
-        self.membrane_scale = 1.0
+        self.membrane_scale = (1.0, 1.0)  # (stretch, shear): see set_membrane_scale
         self.attach_weight = xp.where(model.attached, settings.attach_stiffness, 0.0)
         self._assemble()
         self.system = LinearSystem(self.matrix, xp)
@@ -248,24 +248,24 @@ class ClothSolver:
         if self.settings.global_step == "newton":  # Newton multiplies by the matrix on the device
             self.matrix_device = self.matrix if model.xp is np else _device_csr(self.matrix)
 
-    def set_membrane_scale(self, scale) -> None:
-        """Steps on with the membrane's weights (stretch and shear) times `scale`, a number or one
-        per triangle (F,) (bending, mass and contact state unchanged); refactorises once on the
-        kept symbolic analysis, at the next solve.
+    def set_membrane_scale(self, stretch, shear=None) -> None:
+        """Steps on with the membrane's stretch weights times `stretch` and its shear weights times
+        `shear` (default: `stretch`), each a number or one per triangle (F,) (bending, mass and
+        contact state unchanged); refactorises once on the kept symbolic analysis, at the next solve.
 
         Used to relax a drape (`engine.drape.settle`): a membrane 18-200 times softer lets the
         passes rotate cloth where the true one locks it (docs/cloth.md, "Relax, then stiffen")."""
-        host = to_numpy(scale)
-        if np.all(host == to_numpy(self.membrane_scale)):
+        scales = (stretch, stretch if shear is None else shear)
+        if all(np.all(to_numpy(a) == to_numpy(b)) for a, b in zip(scales, self.membrane_scale)):
             return
         base = self.base_model
-        if np.all(host == 1.0):
-            self.model, scale = base, 1.0  # the caller's model itself, fields shared
+        if all(np.all(to_numpy(a) == 1.0) for a in scales):
+            self.model, scales = base, (1.0, 1.0)  # the caller's model itself, fields shared
         else:
-            scale = scale.copy() if hasattr(scale, "copy") else scale
-            self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * scale,
-                                             stretch_weft=base.stretch_weft * scale, shear=base.shear * scale)
-        self.membrane_scale = scale
+            stretch, shear = scales = tuple(a.copy() if hasattr(a, "copy") else a for a in scales)
+            self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * stretch,
+                                             stretch_weft=base.stretch_weft * stretch, shear=base.shear * shear)
+        self.membrane_scale = scales
         self._assemble()
         self.system.refactor(self.matrix + sp.diags(np.where(self._held, self.hold_stiffness, 0.0)))
 

@@ -35,7 +35,8 @@ class DrapeSettings:
     far outside the body the refit starts; resting_gap : m beyond the clearance within which a
     vertex counts as lying on the body (see `resting_on_top`).
     relax_stiffness : m, the membrane's stiffness per unit of the fabric's weight (N/m per N/m^2)
-    while the drape relaxes, 0 for no relaxation (see `settle`); relax_support : m, triangles with
+    while the drape relaxes, 0 for no relaxation (see `settle`); relax_shear : m, the same cap on
+    its shear stiffness (N/m per radian); relax_support : m, triangles with
     a vertex this close to the body at the start keep their true membrane while relaxing;
     relax_max_stretch : percentage points of strain p95 above the start's beyond which a relaxed
     state is discarded (see `settle`); stiffen_min_steps : the fewest steps at the fabric's true
@@ -45,6 +46,7 @@ class DrapeSettings:
     max_steps: int = 150
     min_steps: int = 15
     relax_stiffness: float = 50.0
+    relax_shear: float = 10.0
     relax_support: float = 0.015
     relax_max_stretch: float = 3.0
     stiffen_min_steps: int = 5
@@ -102,51 +104,62 @@ class Settling:
     self_intersections: int | None = None
 
 
-def relax_scale(fabric: Fabric, stiffness: float, gravity: float = 9.81) -> float:
-    """The membrane scale (<= 1) that caps the fabric's stiffer direction at `stiffness` (m) times
-    its weight per area; 1 when `stiffness` is 0 or the fabric is already that soft."""
+def relax_scales(fabric: Fabric, settings: "DrapeSettings", gravity: float = 9.81) -> tuple[float, float]:
+    """(stretch, shear) membrane scales (<= 1) that cap the fabric's stiffer stretch direction at
+    `settings.relax_stiffness` (m) times its weight per area and its shear at `settings.relax_shear`
+    times it; (1, 1) when relax_stiffness is 0 (no relaxation), 1 where the fabric is that soft."""
     weight = fabric.density * gravity
-    if stiffness <= 0 or weight <= 0:
-        return 1.0
-    return min(1.0, stiffness * weight / max(fabric.stretch_warp, fabric.stretch_weft))
+    if settings.relax_stiffness <= 0 or weight <= 0:
+        return 1.0, 1.0
+
+    def cap(stiffness, length):
+        return 1.0 if stiffness <= 0 else min(1.0, length * weight / stiffness)
+
+    return (cap(max(fabric.stretch_warp, fabric.stretch_weft), settings.relax_stiffness),
+            cap(fabric.shear, settings.relax_shear))
 
 
 def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supported=None) -> Settling:
     """Steps `state` in place until the cloth rests, in two phases; supported : (F,) bool or None,
     triangles that keep their true membrane while relaxing (those lying on the body).
 
-    Relax: the membrane's stiffness is capped at `relax_stiffness` times the fabric's weight (50 m:
-    100-200 times softer than the woven presets', 18-26 times the knits'). Fabric barely stretches under
-    its own weight either way (a 50 cm skirt 1 % at 50 m), but projective dynamics' passes rotate a
-    soft membrane freely where the true one locks free-hanging cloth, and its convergence test
-    takes the slow drift for rest: with the default steps a Cusick disc "settles" flat (drape
-    coefficients 0.86-0.997) and drapes (0.11-0.40) once relaxed (docs/cloth.md). Cloth lying on
-    the body keeps its true membrane: relaxed there, friction holds the stretch its weight gave it
-    (the M dress's bodice kept 1-3 % strain; its chest ease fell to 0.6 cm, 1.6 converged). Stiffen: the true membrane
-    from there until it rests again, at least `stiffen_min_steps`, which takes back the relaxed
-    stretch and gives the true strain and pressure. Relaxing takes at most half the step budget.
+    Relax: the membrane's stretch stiffness is capped at `relax_stiffness` times the fabric's
+    weight (50 m: 100-200 times softer than the woven presets', 18-26 times the knits') and its
+    shear stiffness at `relax_shear` times it (10 m: 0.2-0.56 of the presets'). Fabric barely
+    stretches under its own weight either way (a 50 cm skirt 1 % at 50 m), but projective
+    dynamics' passes rotate a soft membrane freely where the true one locks free-hanging cloth,
+    and its convergence test takes the slow drift for rest: with the default steps a Cusick disc
+    "settles" flat (drape coefficients 0.86-0.997) and drapes (0.10-0.43, converged 0.11-0.47)
+    once relaxed (docs/cloth.md). Shear has its own, lower cap: softened as much as stretch, the
+    XL tops kept 3-6 degrees of shear that the true shear stiffness (14-170 N/m per radian) did not
+    take back against friction (strain p95 103.8 %, 100.4 converged); not softened, the denim disc
+    locks again (0.823, 0.468 converged). Cloth lying on the body keeps its true membrane: relaxed
+    there, friction holds the stretch its weight gave it (the M dress's bodice kept 1-3 % strain;
+    its chest ease fell to 0.6 cm, 1.6 converged). Stiffen: the true membrane from there until it
+    rests again, at least `stiffen_min_steps`, which takes back the relaxed stretch and gives the
+    true strain and pressure. Relaxing takes at most half the step budget.
 
-    Stiffening does not always take the relaxed deformation back: on the XL body the t-shirt,
-    long-sleeve shirt and dress ended at strain p95 103.6-105.3 % (100.5-100.7 unrelaxed), the
-    dress with 4 self-intersections at its neckline. So a stiffened drape whose strain p95 is over
-    `relax_max_stretch` points above the start's, or with more self-intersections than the start,
-    is discarded once it rests: the run starts again from the start, unrelaxed, with a fresh step
-    budget, so a discarded drape can take up to about twice `max_steps` (`relaxation`: `kept`,
-    `discarded`; `unchecked` when the run ended before the check: budget, unstable; `off` when
-    nothing was relaxed: relax_stiffness 0, no gravity, a fabric already that soft, every
-    triangle supported). A run whose budget ends while stiffening stops there (`budget`).
+    Stiffening does not always take the relaxed deformation back: on the XL body the dress's
+    relaxation does not rest within half the budget and ends with self-intersections at its
+    neckline. So a stiffened drape whose strain p95 is over `relax_max_stretch` points above the
+    start's, or with more self-intersections than the start, is discarded once it rests: the run
+    starts again from the start, unrelaxed, with a fresh step budget, so a discarded drape can take
+    up to about twice `max_steps` (`relaxation`: `kept`, `discarded`; `unchecked` when the run
+    ended before the check: budget, unstable; `off` when nothing was relaxed: relax_stiffness 0,
+    no gravity, a fabric already that soft, every triangle supported). A run whose budget ends
+    while stiffening stops there (`budget`).
 
     A phase rests when the kinetic energy per kg and the largest step fall below their thresholds
     after its minimum steps; a step that is not finite is undone and stops the run (`unstable`).
     """
     xp, model = solver.model.xp, solver.base_model
     mass, total_mass = model.mass, float(model.mass.sum())
-    scale = relax_scale(model.fabric, settings.relax_stiffness, float(np.linalg.norm(solver.settings.gravity)))
+    scales = relax_scales(model.fabric, settings, float(np.linalg.norm(solver.settings.gravity)))
     if supported is not None:
-        scale = xp.where(xp.asarray(supported), 1.0, scale)
-    phase = "relax" if bool((xp.asarray(scale) < 1.0).any()) else "plain"
+        scales = tuple(xp.where(xp.asarray(supported), 1.0, a) for a in scales)
+    phase = "relax" if any(bool((xp.asarray(a) < 1.0).any()) for a in scales) else "plain"
     if phase == "relax":
-        solver.set_membrane_scale(scale)
+        solver.set_membrane_scale(*scales)
         start, start_strain = state.copy(), _strain_p95(model, state.positions)
     relaxation = "unchecked" if phase == "relax" else "off"
     tangles = None

@@ -133,7 +133,7 @@ def test_membrane_scale_softens_the_membrane_and_comes_back_exactly():
     back, solver = hang((0.01, 0), (1.0, 60))
     np.testing.assert_allclose(back, hang((1.0, 60))[0], atol=1e-12)
     # Softened and restored before the first solve: factorised once, lazily.
-    assert solver.membrane_scale == 1.0 and solver.system.factorisations == 1
+    assert solver.membrane_scale == (1.0, 1.0) and solver.system.factorisations == 1
     soft_first = hang((0.01, 1), (1.0, 1))[1]
     assert soft_first.system.factorisations == 2
     true, soft = hang((1.0, 120))[0], hang((0.01, 120))[0]
