@@ -174,7 +174,7 @@ def cusick(seconds: float = 4.0, fabrics=None, rings: int = 20, settle_loop: boo
     reference runs); True: the drapes' own loop (`engine.drape.settle`, relaxing at `relax` m,
     0: not) until it rests, `seconds` its step budget."""
     from engine.cloth_model import build_cloth_model
-    from engine.cloth_scenes import disc_cloth
+    from engine.cloth_scenes import disc_cloth, drape_coefficient
     from engine.cloth_solver import ClothSolver, SolverSettings
     from engine.drape import DrapeSettings, settle
     from engine.fabrics import PRESETS
@@ -197,11 +197,7 @@ def cusick(seconds: float = 4.0, fabrics=None, rings: int = 20, settle_loop: boo
                    "strain_p95": round(float(np.percentile(strain_percent(model, x), 95)), 1)}
         else:
             x, _, _ = _fitroom_scene(v, f, fabric, clamped, steps=steps, settings=settings)
-        # Shadow: the area inside the outer edge's projection, by angle round the centre.
-        edge = x[ring == ring.max()][:, [0, 2]]
-        edge = edge[np.argsort(np.arctan2(edge[:, 1], edge[:, 0]))]
-        shadow = 0.5 * abs(np.dot(edge[:, 0], np.roll(edge[:, 1], 1)) - np.dot(edge[:, 1], np.roll(edge[:, 0], 1)))
-        dc = (shadow - np.pi * r_disc**2) / (np.pi * (r_spec**2 - r_disc**2))
+        dc = drape_coefficient(x, ring, r_spec, r_disc)
         weight = fabric.density * 9.81  # N/m^2
         out[name] = {"bending_Nm": fabric.bending, "bending_length_cm": round(100 * (fabric.bending / weight) ** (1 / 3), 2),
                      "membrane_over_weight_m": round(0.5 * (fabric.stretch_warp + fabric.stretch_weft) / weight),

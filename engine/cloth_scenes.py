@@ -53,3 +53,18 @@ def disc_cloth(radius: float, rings: int, height: float = 1.0):
     v = np.array(pts)
     v[:, 1] = height
     return v, np.array(faces, np.int64), np.array(ring_of)
+
+
+def drape_coefficient(x, ring, specimen_radius: float, support_radius: float) -> float:
+    """Cusick's drape coefficient of a disc draped over a support (BS 5058 / ISO 9073-9): the
+    shadow's area beyond the support over the specimen's, 0 hanging straight down, 1 flat.
+
+    x : (N, 3) draped positions of `disc_cloth`'s vertices (Y up); ring : (N,) their ring index.
+    The shadow is the area inside the outer edge's projection, taken by angle round the centre.
+    """
+    x = np.asarray(x)
+    edge = x[ring == ring.max()][:, [0, 2]]
+    edge = edge[np.argsort(np.arctan2(edge[:, 1], edge[:, 0]))]
+    shadow = 0.5 * abs(np.dot(edge[:, 0], np.roll(edge[:, 1], 1)) - np.dot(edge[:, 1], np.roll(edge[:, 0], 1)))
+    support = np.pi * support_radius**2
+    return float((shadow - support) / (np.pi * specimen_radius**2 - support))
