@@ -712,9 +712,9 @@ def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dic
         pass between the arm and the torso there), the tape goes where a garment's chest is
         measured: `CHEST_LINE_M` below the underarm. The underarm is found scanning down in 2 mm
         steps: past the first level where the torso loop's half-width falls by `UNDERARM_DROP_M`
-        or more, or the first where a loop beside it appears (a sleeve parts from it), down to
-        where it stops narrowing by more than `UNDERARM_LEVEL_M` a step (the sleeves' caps have
-        left it too) or to the first level whose section holds no loop besides the torso's (below the sleeves: what narrows there is the
+        or more, or (for "chest") the first where a loop beside it appears (a sleeve parts from
+        it), down to where it stops narrowing by more than `UNDERARM_LEVEL_M` a step (the
+        sleeves' caps have left it too) or to the first level whose section holds no loop besides the torso's (below the sleeves: what narrows there is the
         bodice on its way to the waist, which on a large body draped can narrow as fast, e.g.
         0.64 mm a step, and would take the tape down past the waist).
     """
@@ -734,9 +734,11 @@ def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dic
         sleeves = np.bincount(loop_level[~torso], minlength=len(levels)) > 0  # loops beside the torso's
         drop = np.nonzero((half[1:] < half[:-1] - UNDERARM_DROP_M) & (half[1:] > 0))[0]
         # A sleeve that parts gradually (a draped XL t-shirt: 9 mm a step) shows as the first
-        # level with a loop beside the torso's, where the level itself has none (trouser legs
-        # below the crotch have no torso loop beside them).
-        parted = np.nonzero(sleeves & (half > 0))[0] if not sleeves[0] else np.zeros(0, np.int64)
+        # level with a loop beside the torso's, where the level itself has none. Only at the
+        # chest: below a hip, the first such loop is a trouser leg at the crotch.
+        parted = np.zeros(0, np.int64)
+        if name == "chest" and not sleeves[0]:
+            parted = np.nonzero(sleeves & (half > 0))[0]
         starts = [int(drop[0]) + 1] if len(drop) else []
         starts += [int(parted[0])] if len(parted) else []
         at = y

@@ -143,14 +143,14 @@ def min_angles(V, F):
     return np.min(out, axis=0)
 
 
-def torso_girth_cm(V, F, y):
+def torso_girth_cm(V, F, y, chest=True):
     """Tape girth (cm) round the torso at level y: the convex hull of the section's loops whose
     x range holds the midline. Above a top's underarm the tape goes 2 cm below the underarm,
     where a garment's chest is measured. The underarm is found scanning down in 2 mm steps: the
     torso loop's half-width drops by 2 cm or more where a sleeve parts from it, then narrows
     steeply (more than 0.6 mm a step) until the sleeves' caps have left it too, or until the
     section holds no other loop (the sleeves have ended). Where the drop is gradual, the first
-    level below y with a loop beside the torso's marks the underarm."""
+    level below y with a loop beside the torso's marks the underarm (only at the chest: `chest`)."""
 
     def torso_points(level_ys):
         """Per level: the torso loops' points (p, 2) and whether any other loop is there."""
@@ -168,7 +168,7 @@ def torso_girth_cm(V, F, y):
     half = np.array([np.abs(p[:, 0]).max() if len(p) else 0.0 for p, _ in sections])
     others = [o for _, o in sections]
     drops = np.nonzero((half[1:] < half[:-1] - 0.02) & (half[1:] > 0))[0]
-    parted = [] if others[0] else [i for i, o in enumerate(others) if o and half[i] > 0][:1]  # a loop beside it
+    parted = [] if others[0] or not chest else [i for i, o in enumerate(others) if o and half[i] > 0][:1]
     starts = ([drops[0] + 1] if len(drops) else []) + parted
     at = y
     if starts:
@@ -282,7 +282,7 @@ def test_girths_match_the_chart(garments, bodies, case):
     meas = bodies[case[1], case[2]][1]
     assert set(g.girths_cm) == set(GIRTHS[case[0]])
     for region in GIRTHS[case[0]]:
-        girth = torso_girth_cm(g.vertices, g.faces, meas[f"{region}_height_cm"] / 100)
+        girth = torso_girth_cm(g.vertices, g.faces, meas[f"{region}_height_cm"] / 100, chest=region == "chest")
         assert girth == pytest.approx(chart[f"{region}_cm"], abs=1.0), region
         assert g.girths_cm[region] == pytest.approx(girth, abs=0.05)
 
@@ -382,6 +382,25 @@ def test_chest_tape_finds_an_underarm_that_parts_gradually():
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
     assert chest == pytest.approx(ngon * 0.18, abs=0.05)  # 113.0 cm (151.6 round the sleeves at 1.20)
     assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
+
+
+def test_draped_trousers_keep_their_hip_tape(body_model_cpu):
+    """Below a hip the first loop beside the torso's is a trouser leg at the crotch, not a sleeve:
+    taken for an underarm, it sent the draped M trousers' hip tape below the crotch (0 cm)."""
+    from assets.procedural_garments import garment_girths
+    from avatar.measurements import measure_body
+    from engine.drape import DrapeSettings, drape
+    from engine.fabrics import fabric_preset
+
+    body = reference_body(body_model_cpu, "M", "female")[1]
+    g = procedural_garment(body_model_cpu, "trousers", "M", "female", target_vertices=3000)
+    r = drape(g.vertices, g.faces, g.body_vertices, body, np.asarray(body_model_cpu.faces), fabric_preset("cotton_jersey"),
+              attached=g.attached, settings=DrapeSettings(max_steps=60))
+    meas = measure_body(body, body_model_cpu)
+    levels = {region: meas[f"{region}_height_cm"] / 100 for region in ("waist", "hip")}
+    girths = garment_girths(r.positions, r.faces, levels, float(np.median(body[:, 0])))
+    # Round the body, inside the authored girth: 104.4 cm on a 100.0 cm hip, authored 107.7.
+    assert meas["hip_cm"] + 2.0 < girths["hip"] <= g.girths_cm["hip"]
 
 
 def test_ten_thousand_vertices(body_model_cpu):
