@@ -77,6 +77,36 @@ def scatter_add(target, indices, values) -> None:
         cupyx.scatter_add(target, indices, values)
 
 
+def scatter_max(target, indices, values) -> None:
+    """target[indices] = max(target[indices], values) in place, over repeated indices too.
+
+    target : (n,) int32 or float array (CuPy has no int64 scatter max); indices, values : (k,).
+    """
+    xp = array_namespace(target)
+    if xp is np or hasattr(xp.maximum, "at"):
+        xp.maximum.at(target, indices, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_max(target, indices, values)
+
+
+def segment_sum(indices, values, n: int):
+    """(n, ...) sums of values (k, ...) grouped by indices (k,) int in [0, n).
+
+    NumPy: bincount, column by column (faster than add.at); CuPy: `scatter_add`, atomics with no
+    host synchronisation (cupy.bincount checks its input on the host twice a call).
+    """
+    xp = array_namespace(values)
+    if xp is np:
+        if values.ndim == 1:
+            return np.bincount(indices, weights=values, minlength=n)
+        return np.stack([np.bincount(indices, weights=values[:, c], minlength=n) for c in range(values.shape[1])], 1)
+    out = xp.zeros((n,) + values.shape[1:], values.dtype)
+    scatter_add(out, indices, values)
+    return out
+
+
 def rowdot(a, b):
     """Dot products over the last axis: (..., k) and (..., k) -> (...).
 

@@ -139,12 +139,12 @@ def build_cloth_model(vertices, faces, fabric: Fabric, attached=None, xp: Module
 
     vertices : (N, 3) rest positions (m); faces : (F, 3) int; attached : (N,) bool or None.
     """
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
+    v = np.asarray(to_numpy(vertices), np.float64)  # built on the host: inputs on either backend
+    f = np.asarray(to_numpy(faces), np.int64)
     p = v[f]
     grad_warp, grad_weft, area = deformation_operators(p)
     vertex_area = vertex_areas(f, area, len(v))
-    att = np.zeros(len(v), bool) if attached is None else np.asarray(attached, bool).copy()
+    att = np.zeros(len(v), bool) if attached is None else np.array(to_numpy(attached), bool)
     br, bc, bv = bending_matrix(v, f, fabric.bending)
     to = xp.asarray
     return ClothModel(

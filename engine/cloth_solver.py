@@ -92,17 +92,20 @@ class LinearSystem:
     (a drape's first step replaces them twice: relaxed membrane, then contact holds);
     `factorisations` counts those done.
 
-    NumPy: CHOLMOD's simplicial Cholesky with nested-dissection ordering (scikit-sparse), the
-    ordering and symbolic analysis done once; SciPy's SuperLU where scikit-sparse is missing. On
-    a 9.5k-vertex t-shirt: CHOLMOD 56 ms a refactorisation and 1.5 ms a 3-column solve, SuperLU
-    (COLAMD) 170 ms and 6 ms. CuPy: cupyx's SuperLU (factorised on the host, solved on the device).
+    Factorised on the host for both backends: CHOLMOD's simplicial Cholesky with nested-dissection
+    ordering (scikit-sparse), the ordering and symbolic analysis done once; SciPy's SuperLU where
+    scikit-sparse is missing. On a 9.5k-vertex t-shirt: CHOLMOD 53 ms a refactorisation and 2.2 ms
+    a 3-column solve, SuperLU (COLAMD) 170 ms and 6 ms. On CuPy each solve takes the (N, 3)
+    right-hand side to the host and back (230 KB at 10k vertices): cupyx's SuperLU factorises on
+    the host too, and re-runs cuSPARSE's triangular-solve analysis at every solve (cupy#8580). A
+    solve that stays on the device is for a GPU session to measure.
     """
 
     def __init__(self, matrix, xp, cholmod: bool = True):
         self.xp = xp
         self._symbolic = None
         self.factorisations = 0
-        if xp is np and cholmod:
+        if cholmod:
             try:
                 from sksparse.cholmod import analyze
 
@@ -119,20 +122,18 @@ class LinearSystem:
         self.factorisations += 1
         if self._symbolic is not None:
             self._solve = self._symbolic.cholesky(matrix.tocsc())
-        elif self.xp is np:
+        else:
             from scipy.sparse.linalg import splu
 
             self._solve = splu(matrix.tocsc(), permc_spec="COLAMD").solve
-        else:
-            import cupyx.scipy.sparse as csp
-            from cupyx.scipy.sparse.linalg import splu
-
-            self._solve = splu(csp.csr_matrix(matrix.tocsr()), permc_spec="COLAMD").solve
 
     def solve(self, rhs):
+        """x (N, 3) on rhs's backend with A x = rhs (N, 3)."""
         if self._solve is None:
             self._factorise()
-        return self._solve(rhs)
+        if self.xp is np:
+            return self._solve(rhs)
+        return self.xp.asarray(self._solve(to_numpy(rhs)))
 
 
 def membrane_terms(model: ClothModel, x, slack: float = 0.0):
@@ -261,8 +262,8 @@ class ClothSolver:
         base = self.base_model
         if all(np.all(to_numpy(a) == 1.0) for a in scales):
             self.model, scales = base, (1.0, 1.0)  # the caller's model itself, fields shared
-        else:
-            stretch, shear = scales = tuple(a.copy() if hasattr(a, "copy") else a for a in scales)
+        else:  # copies on the model's backend, whichever the caller's scales are on
+            stretch, shear = scales = tuple(float(a) if np.ndim(a) == 0 else base.xp.array(a, dtype=base.xp.float64) for a in scales)
             self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * stretch,
                                              stretch_weft=base.stretch_weft * stretch, shear=base.shear * shear)
         self.membrane_scale = scales

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.backend import array_namespace, rowdot, rownorm
+from engine.backend import array_namespace, rowdot, rownorm, scatter_max, to_numpy
 
 
 def face_normals(vertices, faces, unit: bool = True):
@@ -52,11 +52,11 @@ def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
 def padded_table(owner, members, n_owners: int, fill: int = -1):
     """Rows of `members` grouped by `owner`, padded with `fill`: (n_owners, max count) int, host.
 
-    owner, members : (k,) int (host arrays). The order of members within a row follows `owner`'s
-    stable sort.
+    owner, members : (k,) int (NumPy or CuPy). The order of members within a row follows
+    `owner`'s stable sort.
     """
-    owner = np.asarray(owner, np.int64)
-    members = np.asarray(members, np.int64)
+    owner = np.asarray(to_numpy(owner), np.int64)
+    members = np.asarray(to_numpy(members), np.int64)
     order = np.argsort(owner, kind="stable")
     owner, members = owner[order], members[order]
     counts = np.bincount(owner, minlength=n_owners)
@@ -69,14 +69,14 @@ def padded_table(owner, members, n_owners: int, fill: int = -1):
 
 
 def vertex_faces(faces, n_vertices: int):
-    """The faces around each vertex: (V, max valence) int, -1 padded (host)."""
-    f = np.asarray(faces, np.int64)
+    """The faces around each vertex: (V, max valence) int, -1 padded (host; faces on either backend)."""
+    f = np.asarray(to_numpy(faces), np.int64)
     return padded_table(f.reshape(-1), np.repeat(np.arange(len(f)), 3), n_vertices)
 
 
 def vertex_neighbours(faces, n_vertices: int):
-    """Each vertex's edge neighbours: (V, max degree) int, -1 padded (host)."""
-    f = np.asarray(faces, np.int64)
+    """Each vertex's edge neighbours: (V, max degree) int, -1 padded (host; faces on either backend)."""
+    f = np.asarray(to_numpy(faces), np.int64)
     e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
     # One int64 key per edge: a 1-D unique is about 5x faster than np.unique(..., axis=0). The
     # base covers every index, so an index past n_vertices cannot alias another edge.
@@ -284,8 +284,11 @@ class SurfaceQuery:
         ijk = ((self.vertices - lo) / cell).astype(xp.int64)
         empty = xp.ones(dims, bool)
         empty[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = False
-        owner = xp.full(dims, -1, xp.int64)
-        owner[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = xp.arange(len(self.vertices))
+        # Several vertices share a voxel: the last one owns it. A scatter max, because CuPy's
+        # assignment with repeated indices keeps an arbitrary one (the walk would start elsewhere).
+        owner = xp.full(int(np.prod(dims)), -1, xp.int32)
+        scatter_max(owner, (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2], xp.arange(len(self.vertices), dtype=xp.int32))
+        owner = owner.reshape(dims)
         idx = distance_transform_edt(empty, return_distances=False, return_indices=True)
         self._lookup = (owner[idx[0], idx[1], idx[2]], lo, cell, xp.asarray(dims))
 

@@ -7,7 +7,7 @@ on at the start of the step, so folds that touch slide over each other instead o
 
 from __future__ import annotations
 
-from engine.backend import array_namespace, rowdot, rownorm, to_numpy
+from engine.backend import array_namespace, rowdot, rownorm, segment_sum, to_numpy
 from engine.cloth_topology import unique_edges
 from engine.mesh_queries import box_pairs, closest_point_on_triangles, face_normals
 
@@ -82,16 +82,12 @@ def repel(x, x_start, faces, pairs, thickness: float, passes: int = 2, rest=None
         hit = corr > 0
         if not bool(hit.any()):
             break
-        push = (0.5 * corr * side)[:, None] * n  # (k, 3)
+        push = (0.5 * corr * side)[:, None] * n  # (k, 3), zero where not hit
         w = bary / xp.maximum((bary**2).sum(1, keepdims=True), 1e-12)
-        delta = xp.zeros((n_v, 3), x.dtype)
-        count = xp.bincount(vi[hit], minlength=n_v).astype(x.dtype)
-        for c in range(3):
-            delta[:, c] += xp.bincount(vi, weights=push[:, c], minlength=n_v)
-            for k in range(3):
-                delta[:, c] -= xp.bincount(f[:, k], weights=w[:, k] * push[:, c], minlength=n_v)
-        for k in range(3):
-            count += xp.bincount(f[hit, k], minlength=n_v)
+        corners = f.reshape(-1)  # pair p's corner c at 3 p + c
+        delta = segment_sum(vi, push, n_v) - segment_sum(corners, (w[:, :, None] * push[:, None, :]).reshape(-1, 3), n_v)
+        hits = hit.astype(x.dtype)
+        count = segment_sum(vi, hits, n_v) + segment_sum(corners, xp.repeat(hits, 3), n_v)
         x = x + delta / xp.maximum(count, 1.0)[:, None]
     return x
 
