@@ -707,52 +707,58 @@ def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dic
     -------
     dict
         name -> perimeter (cm) of the convex hull of the torso loop of the horizontal section
-        (the loops whose x range holds `centre_x`). Where that loop also runs round the sleeves
-        (above a top's underarm, which lies below the body's chest: a garment with ease cannot
-        pass between the arm and the torso there), the tape goes where a garment's chest is
-        measured: `CHEST_LINE_M` below the underarm. The underarm is found scanning down in 2 mm
-        steps: past the first level where the torso loop's half-width falls by `UNDERARM_DROP_M`
-        or more, or (for "chest") the first where a loop beside it appears (a sleeve parts from
-        it), down to where it stops narrowing by more than `UNDERARM_LEVEL_M` a step (the
-        sleeves' caps have left it too) or to the first level whose section holds no loop besides the torso's (below the sleeves: what narrows there is the
-        bodice on its way to the waist, which on a large body draped can narrow as fast, e.g.
-        0.64 mm a step, and would take the tape down past the waist).
+        (the loops whose x range holds `centre_x`). At "chest", where that loop also runs round
+        the sleeves (above a top's underarm, which lies below the body's chest: a garment with
+        ease cannot pass between the arm and the torso there), the tape goes where a garment's
+        chest is measured: `CHEST_LINE_M` below the underarm. The underarm is found scanning
+        down in 2 mm steps: past the first level where the torso loop's half-width falls by
+        `UNDERARM_DROP_M` or more, or the first where a loop beside it appears (a sleeve parts
+        from it), down to where it stops narrowing by more than `UNDERARM_LEVEL_M` a step (the
+        sleeves' caps have left it too) or to the first level whose section holds no loop
+        besides the torso's (below the sleeves: what narrows there is the bodice on its way to
+        the waist, which on a large body draped can narrow as fast, e.g. 0.64 mm a step, and
+        would take the tape down past the waist). Other levels are taped where they are.
     """
     V = np.asarray(vertices, np.float64)
     F = np.asarray(faces, np.int64)
     out = {}
     for name, y in heights.items():
-        levels = y - np.arange(0.0, 0.20, 0.002)
-        sec = horizontal_sections(V, F, levels)
+        at = _chest_tape_level(V, F, y, centre_x) if name == "chest" else y
+        sec = horizontal_sections(V, F, [at])
         seg = np.asarray(sec.segments)
-        uniq, inv, lo, hi = _loop_boxes(seg, sec.loop)
-        loop_level = np.zeros(len(uniq), np.int64)
-        loop_level[inv] = np.asarray(sec.level)
-        torso = (lo <= centre_x) & (hi >= centre_x)
-        half = np.zeros(len(levels))
-        np.maximum.at(half, loop_level[torso], np.maximum(hi[torso] - centre_x, centre_x - lo[torso]))
-        sleeves = np.bincount(loop_level[~torso], minlength=len(levels)) > 0  # loops beside the torso's
-        drop = np.nonzero((half[1:] < half[:-1] - UNDERARM_DROP_M) & (half[1:] > 0))[0]
-        # A sleeve that parts gradually (a draped XL t-shirt: 9 mm a step) shows as the first
-        # level with a loop beside the torso's, where the level itself has none. Only at the
-        # chest: below a hip, the first such loop is a trouser leg at the crotch.
-        parted = np.zeros(0, np.int64)
-        if name == "chest" and not sleeves[0]:
-            parted = np.nonzero(sleeves & (half > 0))[0]
-        starts = [int(drop[0]) + 1] if len(drop) else []
-        starts += [int(parted[0])] if len(parted) else []
-        at = y
-        if starts:  # below the underarm the loop may still take in the sleeves' caps: go on
-            i = min(starts)  # down while it narrows steeply, to where it levels off or the sleeves end
-            while i + 1 < len(levels) and sleeves[i] and half[i] - half[i + 1] > UNDERARM_LEVEL_M:
-                i += 1
-            at = levels[i] - CHEST_LINE_M
-        s2 = horizontal_sections(V, F, [at])
-        seg2 = np.asarray(s2.segments)
-        _, inv2, lo2, hi2 = _loop_boxes(seg2, s2.loop)
-        pts = seg2[np.isin(inv2, np.nonzero((lo2 <= centre_x) & (hi2 >= centre_x))[0])]
+        _, inv, lo, hi = _loop_boxes(seg, sec.loop)
+        pts = seg[np.isin(inv, np.nonzero((lo <= centre_x) & (hi >= centre_x))[0])]
         out[name] = polygon_perimeter(convex_hull_2d(pts.reshape(-1, 2))) * 100.0 if len(pts) else 0.0
     return out
+
+
+def _chest_tape_level(V, F, y: float, centre_x: float) -> float:
+    """Where the chest tape goes (m) below the body's chest level y: y itself, or `CHEST_LINE_M`
+    below a top's underarm when the torso loop runs round the sleeves at y (see garment_girths).
+
+    Only at the chest: lower down a drop in the torso loop's width is its hem, and the first loop
+    beside it a trouser leg at the crotch, and neither is an underarm.
+    """
+    levels = y - np.arange(0.0, 0.20, 0.002)
+    sec = horizontal_sections(V, F, levels)
+    uniq, inv, lo, hi = _loop_boxes(np.asarray(sec.segments), sec.loop)
+    loop_level = np.zeros(len(uniq), np.int64)
+    loop_level[inv] = np.asarray(sec.level)
+    torso = (lo <= centre_x) & (hi >= centre_x)
+    half = np.zeros(len(levels))
+    np.maximum.at(half, loop_level[torso], np.maximum(hi[torso] - centre_x, centre_x - lo[torso]))
+    sleeves = np.bincount(loop_level[~torso], minlength=len(levels)) > 0  # loops beside the torso's
+    drop = np.nonzero((half[1:] < half[:-1] - UNDERARM_DROP_M) & (half[1:] > 0))[0]
+    # A sleeve that parts gradually (a draped XL t-shirt: 9 mm a step) shows as the first level
+    # with a loop beside the torso's, where the level itself has none.
+    parted = np.nonzero(sleeves & (half > 0))[0] if not sleeves[0] else np.zeros(0, np.int64)
+    starts = ([int(drop[0]) + 1] if len(drop) else []) + ([int(parted[0])] if len(parted) else [])
+    if not starts:
+        return y
+    i = min(starts)  # below the underarm the loop may still take in the sleeves' caps: go on
+    while i + 1 < len(levels) and sleeves[i] and half[i] - half[i + 1] > UNDERARM_LEVEL_M:
+        i += 1  # down while it narrows steeply, to where it levels off or the sleeves end
+    return float(levels[i] - CHEST_LINE_M)
 
 
 # ---------------------------------------------------------------------------------------------
