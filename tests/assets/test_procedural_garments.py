@@ -342,6 +342,17 @@ def tube(ys, radius, n=64, x=0.0):
     return V, F
 
 
+NGON_CM_PER_M = 2 * 64 * np.sin(np.pi / 64) * 100  # a 64-gon tube's perimeter, cm per metre of radius
+
+
+def torso_with_sleeves(torso_ys, torso_radius, sleeve_ys):
+    """A torso tube round x = 0 (rings at torso_ys, radius torso_radius(y)) and two thin sleeve
+    tubes (2 cm radius) beside it at x = -0.25 and 0.25 m over sleeve_ys: (V, 3), (F, 3)."""
+    parts = [tube(torso_ys, torso_radius), *(tube(sleeve_ys, lambda y: 0.02, n=16, x=x) for x in (-0.25, 0.25))]
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+    return np.concatenate([v for v, _ in parts]), np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
+
+
 def test_chest_tape_stops_below_the_sleeves():
     """The draped XL dress on the XL body read chest ease -5.7 cm against 11.9 designed, nothing
     penetrating: below its sleeves the bodice narrowed 0.64 mm a 2 mm step on to the waist, more
@@ -353,15 +364,9 @@ def test_chest_tape_stops_below_the_sleeves():
 
     slope, r_u, y_u = 0.32, 0.18, 1.1495  # the bodice's radius narrows 0.64 mm a 2 mm step below y_u
     r = lambda y: r_u - slope * (y_u - max(y, 1.06))  # noqa: E731 (a cylinder below the waist)
-    torso = tube([0.95, 1.06, y_u, 1.1505, 1.25], lambda y: r(y) if y <= y_u else 0.30)
-    sleeves = [tube([1.131, 1.25], lambda y: 0.02, n=16, x=x) for x in (-0.25, 0.25)]
-    parts = [torso, *sleeves]
-    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
-    V = np.concatenate([v for v, _ in parts])
-    F = np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
-    ngon = 2 * 64 * np.sin(np.pi / 64) * 100  # cm of perimeter per metre of radius
+    V, F = torso_with_sleeves([0.95, 1.06, y_u, 1.1505, 1.25], lambda y: r(y) if y <= y_u else 0.30, [1.131, 1.25])
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
-    assert chest == pytest.approx(ngon * r(1.130 - 0.02), abs=0.05)  # 105.1 cm (95.1 below the waist)
+    assert chest == pytest.approx(NGON_CM_PER_M * r(1.130 - 0.02), abs=0.05)  # 105.1 cm (95.1 below the waist)
     assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
 
 
@@ -373,15 +378,10 @@ def test_chest_tape_finds_an_underarm_that_parts_gradually():
     sleeve hems hanging from 1.149 to 1.131 m beside it: the tape goes 2 cm below the underarm."""
     from assets.procedural_garments import garment_girths
 
-    torso = tube([0.95, 1.1495, 1.1505, 1.25], lambda y: 0.18 if y < 1.15 else 0.19 + (y - 1.15) * 1.1)
-    sleeves = [tube([1.131, 1.149], lambda y: 0.02, n=16, x=x) for x in (-0.25, 0.25)]
-    parts = [torso, *sleeves]
-    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
-    V = np.concatenate([v for v, _ in parts])
-    F = np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
-    ngon = 2 * 64 * np.sin(np.pi / 64) * 100  # cm of perimeter per metre of radius
+    V, F = torso_with_sleeves([0.95, 1.1495, 1.1505, 1.25], lambda y: 0.18 if y < 1.15 else 0.19 + (y - 1.15) * 1.1,
+                              [1.131, 1.149])
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
-    assert chest == pytest.approx(ngon * 0.18, abs=0.05)  # 113.0 cm (151.6 round the sleeves at 1.20)
+    assert chest == pytest.approx(NGON_CM_PER_M * 0.18, abs=0.05)  # 113.0 cm (151.6 round the sleeves at 1.20)
     assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
 
 
