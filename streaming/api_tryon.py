@@ -349,11 +349,14 @@ def tryon_options(db: SessionDep) -> dict:
     from assets.garment_chart import GARMENT_KINDS
     from avatar.size_chart import SIZES
     from engine.fabrics import PRESETS
+    from streaming.fitmap import LEGEND
 
     demo = [{"id": k, "name": k.replace("longsleeve", "long-sleeve top").capitalize()} for k in GARMENT_KINDS]
     return {"garments": demo + [g.public() for g in tryon_products(db)],
             "sizes": list(SIZES), "colourways": [{"name": n, "hex": h} for n, h in COLOURWAYS.items()],
-            "fabrics": list(PRESETS), "lights": list(LIGHT_NAMES)}
+            "fabrics": list(PRESETS), "lights": list(LIGHT_NAMES),
+            # The fit map's colour stops (strain, % of rest length), for the page's legend.
+            "fitmap_legend": [{"strain_percent": v, "hex": "#%02x%02x%02x" % c} for v, c in LEGEND]}
 
 
 @router.get("/{session_id}")

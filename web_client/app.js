@@ -153,6 +153,22 @@ function renderOptions() {
   $('fabric').replaceChildren(...o.fabrics.map((f) => new Option(label(f), f, f === state.fabric, f === state.fabric)));
   renderChoices();
   chipGroup($('lights'), o.lights, state.light, (l) => setLight(l));
+  renderFitmapLegend(o.fitmap_legend || []);
+}
+
+/** The fit map's colour bar from the server's stops [{strain_percent, hex}]: the colours the garment
+ * shows, a tick at each stop (100: the fabric at rest; from the last on, tight). */
+function renderFitmapLegend(stops) {
+  if (!stops.length) return;
+  const lo = stops[0].strain_percent, span = stops[stops.length - 1].strain_percent - lo || 1;
+  const at = (s) => (100 * (s.strain_percent - lo)) / span;
+  $('fitmap-bar').style.background = `linear-gradient(to right, ${stops.map((s) => `${s.hex} ${at(s)}%`).join(', ')})`;
+  $('fitmap-ticks').replaceChildren(...stops.map((s, i) => {
+    const tick = document.createElement('span');
+    tick.style.left = `${at(s)}%`;
+    tick.textContent = i === stops.length - 1 ? `${s.strain_percent}+` : `${s.strain_percent}`;
+    return tick;
+  }));
 }
 
 /**

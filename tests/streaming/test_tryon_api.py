@@ -93,6 +93,10 @@ def test_options_list_what_a_try_on_is_made_of(client):
     assert {g["id"] for g in doc["garments"]} >= {"tshirt", "dress"}
     assert doc["lights"] == ["studio", "daylight", "evening", "store"] and "M" in doc["sizes"]
     assert all(c["hex"].startswith("#") for c in doc["colourways"])
+    # The fit map's legend: the stops the garment is coloured with (streaming.fitmap.LEGEND).
+    legend = doc["fitmap_legend"]
+    assert [s["strain_percent"] for s in legend] == [90.0, 100.0, 105.0, 110.0, 115.0, 120.0]
+    assert legend[1]["hex"] == "#00bee6" and legend[-1]["hex"] == "#dc1e1e"  # cyan at rest, red tight
 
 
 def test_the_look_downloads_as_glb_and_usdz(client, ready_session):

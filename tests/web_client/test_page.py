@@ -58,6 +58,13 @@ def test_page_loads_and_lists_garments(page):
     # Choosing is a radio group: one checked at a time.
     garments.nth(2).click()
     assert garments.nth(2).get_attribute("aria-checked") == "true"
+    # The fit map's legend is the server's strain scale, shown with the fit map.
+    assert page.locator("#fitmap-legend").is_hidden()
+    page.locator("#fitmap").check()
+    assert page.locator("#fitmap-legend").is_visible()
+    assert page.locator("#fitmap-ticks span").all_inner_texts() == ["90", "100", "105", "110", "115", "120+"]
+    bar = page.evaluate("getComputedStyle(document.getElementById('fitmap-bar')).backgroundImage")
+    assert bar.startswith("linear-gradient") and "rgb(0, 190, 230)" in bar and "rgb(220, 30, 30)" in bar
     assert garments.nth(0).get_attribute("aria-checked") == "false"
     # model-viewer's module loaded from /vendor and defined its element; AR modes as asked.
     page.wait_for_function("() => !!customElements.get('model-viewer')", timeout=15_000)
@@ -170,6 +177,11 @@ def test_live_tryon(live):
     n0 = page.evaluate("window.fitroom.clock.read()")
     page.wait_for_timeout(500)
     assert page.evaluate("window.fitroom.clock.read()") > n0
+    # ... while the shopper does not see it: the video shows its frames from below the stamp's row.
+    from streaming.video_track import STAMP_CELL
+
+    view_box = page.evaluate("getComputedStyle(document.getElementById('video')).objectViewBox")
+    assert view_box == f"inset({STAMP_CELL}px 0px 0px)"  # style.css carries the number
     # Size advice shown.
     assert "size" in page.locator("#advice").inner_text().lower()
 
