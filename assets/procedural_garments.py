@@ -691,6 +691,10 @@ CHEST_LINE_M = 0.02  # a top's chest is measured this far below its underarm
 
 UNDERARM_DROP_M = 0.02  # the torso loop's half-width falls at least this much below an underarm
 UNDERARM_LEVEL_M = 0.0006  # ... and then narrows by less than this per 2 mm step
+# ... or has gone this far below the underarm: the sleeves' caps leave the torso loop within it
+# (0.4-1.6 cm on the draped M and XL tops), where an XL bodice narrows 0.8 mm a step to the waist
+# and long sleeves hang beside it all the way (the tape went 9.4 cm below the underarm).
+SLEEVE_CAP_M = 0.02
 
 
 def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dict:
@@ -750,14 +754,17 @@ def _chest_tape_level(V, F, y: float, centre_x: float) -> float:
     sleeves = np.bincount(loop_level[~torso], minlength=len(levels)) > 0  # loops beside the torso's
     drop = np.nonzero((half[1:] < half[:-1] - UNDERARM_DROP_M) & (half[1:] > 0))[0]
     # A sleeve that parts gradually (a draped XL t-shirt: 9 mm a step) shows as the first level
-    # with a loop beside the torso's, where the level itself has none.
-    parted = np.nonzero(sleeves & (half > 0))[0] if not sleeves[0] else np.zeros(0, np.int64)
+    # with a loop beside the torso's, where the level itself has none, once the torso loop has
+    # lost the sleeves' width (a sash or a bow beside a bodice that did not narrow is no sleeve).
+    shed = np.maximum.accumulate(half) - half >= UNDERARM_DROP_M
+    parted = np.nonzero(sleeves & (half > 0) & shed)[0] if not sleeves[0] else np.zeros(0, np.int64)
     starts = ([int(drop[0]) + 1] if len(drop) else []) + ([int(parted[0])] if len(parted) else [])
     if not starts:
         return y
     i = min(starts)  # below the underarm the loop may still take in the sleeves' caps: go on
-    while i + 1 < len(levels) and sleeves[i] and half[i] - half[i + 1] > UNDERARM_LEVEL_M:
-        i += 1  # down while it narrows steeply, to where it levels off or the sleeves end
+    last = min(len(levels) - 1, i + int(round(SLEEVE_CAP_M / 0.002)))
+    while i < last and sleeves[i] and half[i] - half[i + 1] > UNDERARM_LEVEL_M:
+        i += 1  # down while it narrows steeply: until it levels off, the sleeves end or SLEEVE_CAP_M
     return float(levels[i] - CHEST_LINE_M)
 
 

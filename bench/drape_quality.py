@@ -204,7 +204,7 @@ def cusick(seconds: float = 4.0, fabrics=None, rings: int = 20, settle_loop: boo
                      "drape_coefficient": round(float(dc), 3), **row}
     order = sorted(out, key=lambda k: out[k]["bending_Nm"])
     dcs = [out[k]["drape_coefficient"] for k in order]
-    loop = {"settle_loop": True, "relax_stiffness_m": relax} if settle_loop else {}
+    loop = {"settle_loop": True, "relax_stiffness_m": relax, "relax_shear_m": DrapeSettings().relax_shear} if settle_loop else {}
     return {"solver": solver, **loop, "seconds": seconds, "rings": rings, "fabrics": out,
             "rises_with_bending": bool(all(a <= b + 1e-3 for a, b in zip(dcs, dcs[1:])))}
 

@@ -95,7 +95,7 @@ class LinearSystem:
     Factorised on the host for both backends: CHOLMOD's simplicial Cholesky with nested-dissection
     ordering (scikit-sparse), the ordering and symbolic analysis done once; SciPy's SuperLU where
     scikit-sparse is missing. On a 9.5k-vertex t-shirt: CHOLMOD 53 ms a refactorisation and 2.2 ms
-    a 3-column solve, SuperLU (COLAMD) 170 ms and 6 ms. On CuPy each solve takes the (N, 3)
+    a 3-column solve alone (2.7 ms inside a drape), SuperLU (COLAMD) 170 ms and 6 ms. On CuPy each solve takes the (N, 3)
     right-hand side to the host and back (230 KB at 10k vertices): cupyx's SuperLU factorises on
     the host too, and re-runs cuSPARSE's triangular-solve analysis at every solve (cupy#8580). A
     solve that stays on the device is for a GPU session to measure.
@@ -263,7 +263,9 @@ class ClothSolver:
         if all(np.all(to_numpy(a) == 1.0) for a in scales):
             self.model, scales = base, (1.0, 1.0)  # the caller's model itself, fields shared
         else:  # copies on the model's backend, whichever the caller's scales are on
-            stretch, shear = scales = tuple(float(a) if np.ndim(a) == 0 else base.xp.array(a, dtype=base.xp.float64) for a in scales)
+            xp = base.xp
+            stretch, shear = scales = tuple(float(a) if np.ndim(a) == 0 else xp.array(a if xp is not np else to_numpy(a), dtype=xp.float64)
+                                            for a in scales)
             self.model = dataclasses.replace(base, stretch_warp=base.stretch_warp * stretch,
                                              stretch_weft=base.stretch_weft * stretch, shear=base.shear * shear)
         self.membrane_scale = scales

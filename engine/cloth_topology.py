@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.backend import array_namespace, rownorm
+from engine.backend import array_namespace, rownorm, segment_sum
 from fitroom.errors import FitroomError
 
 
@@ -155,4 +155,4 @@ def triangle_areas(x, faces):
 def vertex_areas(faces, triangle_area, n_vertices: int):
     """(N,) m^2: each vertex's third of the areas (F,) of its triangles faces (F, 3)."""
     xp = array_namespace(triangle_area)
-    return xp.bincount(faces.reshape(-1), weights=xp.repeat(triangle_area / 3.0, 3), minlength=n_vertices)
+    return segment_sum(faces.reshape(-1), xp.repeat(triangle_area / 3.0, 3), n_vertices)

@@ -11,7 +11,7 @@ sections: see `assets.procedural_garments.garment_girths`.)
 
 from __future__ import annotations
 
-from engine.backend import array_namespace, rowdot, scatter_add
+from engine.backend import array_namespace, rowdot, scatter_add, segment_sum
 from engine.cloth_model import deformation_columns
 from engine.cloth_solver import GRAVITY, membrane_spread, membrane_targets
 from engine.cloth_topology import triangle_areas, vertex_areas
@@ -31,11 +31,9 @@ def triangle_stretch(model, x):
 def vertex_average(values, faces, weights, n_vertices: int):
     """Per-vertex weighted mean (N,) of per-triangle values (F,)."""
     xp = array_namespace(values)
-    num = xp.zeros(n_vertices)
-    den = xp.zeros(n_vertices)
-    for k in range(3):
-        num += xp.bincount(faces[:, k], weights=values * weights, minlength=n_vertices)
-        den += xp.bincount(faces[:, k], weights=weights, minlength=n_vertices)
+    corners = faces.T.reshape(-1)  # corner k of face f at k F + f
+    num = segment_sum(corners, xp.tile(values * weights, 3), n_vertices)
+    den = segment_sum(corners, xp.tile(weights, 3), n_vertices)
     return num / xp.maximum(den, 1e-30)
 
 

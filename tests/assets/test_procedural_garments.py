@@ -374,15 +374,42 @@ def test_chest_tape_finds_an_underarm_that_parts_gradually():
     """The converged XL t-shirt on the XL body read chest ease 34.1 cm: its sleeves parted from the
     torso over several levels, 9 mm a step at most, under the 2 cm drop the scan looked for, so the
     tape went round the sleeves at the chest level. Here a torso whose section takes in the
-    sleeves and narrows 1 cm a step down to the underarm (1.15 m), a 0.18 m bodice below it and
-    sleeve hems hanging from 1.149 to 1.131 m beside it: the tape goes 2 cm below the underarm."""
+    sleeves and narrows 2.2 mm a 2 mm step down to the underarm (1.15 m), then 1 cm to a 0.18 m
+    bodice, and sleeve hems hanging from 1.149 to 1.131 m beside it: the tape goes 2 cm below the
+    underarm."""
     from assets.procedural_garments import garment_girths
 
     V, F = torso_with_sleeves([0.95, 1.1495, 1.1505, 1.25], lambda y: 0.18 if y < 1.15 else 0.19 + (y - 1.15) * 1.1,
                               [1.131, 1.149])
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
-    assert chest == pytest.approx(NGON_CM_PER_M * 0.18, abs=0.05)  # 113.0 cm (151.6 round the sleeves at 1.20)
+    assert chest == pytest.approx(NGON_CM_PER_M * 0.18, abs=0.05)  # 113.0 cm (153.9 round the sleeves at 1.20)
     assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
+
+
+def test_chest_tape_ignores_a_loop_beside_a_bodice_that_did_not_narrow():
+    """A sash or bow hanging beside a sleeveless bodice is a loop beside the torso's, but the torso
+    loop never lost a sleeve's width: the tape stays at the chest level."""
+    from assets.procedural_garments import garment_girths
+
+    r = lambda y: 0.15 + 0.04 * (y - 0.95) / 0.30  # noqa: E731 (a bodice a little wider at the bust)
+    V, F = torso_with_sleeves([0.95, 1.25], r, [1.12, 1.16])
+    chest = garment_girths(V, F, {"chest": 1.20})["chest"]
+    assert chest == pytest.approx(NGON_CM_PER_M * r(1.20), abs=0.05)  # 115.1 cm (110.1 at 1.14 m)
+
+
+def test_chest_tape_stays_within_the_sleeve_caps_beside_long_sleeves():
+    """A draped XL bodice narrows 0.8 mm a step on to the waist while long sleeves hang beside it
+    all the way: the scan for the sleeves' caps went on to 9.4 cm below the underarm, past the
+    waist. Here the loop takes in the sleeves down to 1.15 m, then a bodice narrowing 0.8 mm a
+    2 mm step, long sleeves beside it down to 0.95 m: the tape stops 2 cm (SLEEVE_CAP_M) below
+    the underarm, then goes the chest line's 2 cm lower."""
+    from assets.procedural_garments import garment_girths
+
+    r = lambda y: 0.18 - 0.4 * (1.1495 - y)  # noqa: E731
+    V, F = torso_with_sleeves([0.95, 1.1495, 1.1505, 1.25], lambda y: r(y) if y < 1.15 else 0.30, [0.95, 1.25])
+    chest = garment_girths(V, F, {"chest": 1.20})["chest"]
+    # The drop at 1.150, the caps' 2 cm, the chest line's 2 cm: 103.1 cm (83.1 at 0.982 m before).
+    assert chest == pytest.approx(NGON_CM_PER_M * r(1.150 - 0.02 - 0.02), abs=0.05)
 
 
 @pytest.mark.parametrize("kind", ["trousers", "tshirt"])
