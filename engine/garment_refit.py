@@ -109,7 +109,7 @@ def transfer_weights(anchors: Anchors, body_faces, bone_weights, bone_indices, n
         w = bone_weights[fv[:, c]] * anchors.bary[:, c : c + 1]
         for j in range(w.shape[1]):
             dense[rows[:, 0], bone_indices[fv[:, c], j]] += w[:, j]
-    top = xp.argsort(-dense, axis=1)[:, :k]
+    top = xp.argsort(-dense, axis=1, kind="stable")[:, :k]
     weights = xp.take_along_axis(dense, top, axis=1)
     weights = weights / xp.maximum(weights.sum(1, keepdims=True), 1e-12)
     return weights, top

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.backend import array_namespace, rowdot, rownorm, scatter_max, to_numpy
+from engine.backend import array_namespace, rowdot, rownorm, scatter_max, segment_sum, to_numpy
 
 
 def face_normals(vertices, faces, unit: bool = True):
@@ -38,10 +38,7 @@ def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
     """
     xp = array_namespace(vertices)
     n = face_normals(vertices, faces, unit=False) if weighted_face_normals is None else weighted_face_normals
-    out = xp.zeros_like(vertices)
-    for k in range(3):
-        for c in range(3):
-            out[:, c] += xp.bincount(faces[:, k], weights=n[:, c], minlength=len(vertices))
+    out = segment_sum(faces.T.reshape(-1), xp.concatenate([n, n, n]), len(vertices))  # corner k of face f at k F + f
     length = rownorm(out)[:, None]
     out = out / xp.maximum(length, 1e-30)
     if fallback is not None:
@@ -151,7 +148,7 @@ def grid_candidates(points, sites, cell: float):
         return (ijk[..., 0] * ny + ijk[..., 1]) * nz + ijk[..., 2]
 
     site_key = key(((sites - lo) / cell).astype(xp.int64))
-    order = xp.argsort(site_key)
+    order = xp.argsort(site_key, kind="stable")
     sorted_keys = site_key[order]
     base = ((points - lo) / cell).astype(xp.int64)
     offsets = xp.asarray(np.stack(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"), -1).reshape(27, 3))
@@ -212,7 +209,7 @@ def box_pairs(lo_a, hi_a, lo_b, hi_b, cell: float | None = None):
         return box, (ijk[:, 0] * 1_000_003 + ijk[:, 1]) * 1_000_003 + ijk[:, 2]
 
     b_box, b_key = cells(lo_b, hi_b)
-    order = xp.argsort(b_key)
+    order = xp.argsort(b_key, kind="stable")
     b_box, b_key = b_box[order], b_key[order]
     a_box, a_key = cells(lo_a, hi_a)
     start = xp.searchsorted(b_key, a_key, side="left")
@@ -238,7 +235,7 @@ def segment_argmin(values, groups, n_groups: int):
         return xp.full(n_groups, -1, xp.int64)
     # One float sort on group + value scaled into [0, 0.5): cheaper than a two-key lexsort.
     scaled = values / (2.0 * float(values.max()) + 1e-300)
-    order = xp.argsort(groups.astype(xp.float64) + scaled)
+    order = xp.argsort(groups.astype(xp.float64) + scaled, kind="stable")
     g = groups[order]
     first = xp.ones(len(g), bool)
     first[1:] = g[1:] != g[:-1]
