@@ -157,7 +157,7 @@ function renderOptions() {
 }
 
 /** The fit map's colour bar from the server's stops [{strain_percent, hex}]: the colours the garment
- * shows, a tick at each stop (100: the fabric at rest; from the last on, tight). */
+ * shows, a tick at each stop (100: the fabric at rest; the end colours hold beyond the ends). */
 function renderFitmapLegend(stops) {
   if (!stops.length) return;
   const lo = stops[0].strain_percent, span = stops[stops.length - 1].strain_percent - lo || 1;
@@ -166,7 +166,9 @@ function renderFitmapLegend(stops) {
   $('fitmap-ticks').replaceChildren(...stops.map((s, i) => {
     const tick = document.createElement('span');
     tick.style.left = `${at(s)}%`;
-    tick.textContent = i === stops.length - 1 ? `${s.strain_percent}+` : `${s.strain_percent}`;
+    const last = i === stops.length - 1;
+    tick.textContent = last ? `${s.strain_percent}+` : i === 0 ? `≤${s.strain_percent}` : `${s.strain_percent}`;
+    if (i === 0 || last) tick.style.transform = `translateX(${last ? -100 : 0}%)`; // the ends within the bar
     return tick;
   }));
 }

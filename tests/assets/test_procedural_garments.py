@@ -13,8 +13,8 @@ import pytest
 from scipy.spatial import cKDTree
 
 from assets.garment_chart import GARMENT_KINDS, garment_measurements
-from assets.procedural_garments import procedural_garment, reference_body
-from engine.sections import connected_labels, convex_hull_2d, horizontal_sections, polygon_perimeter
+from assets.procedural_garments import garment_girths, procedural_garment, reference_body
+from engine.sections import connected_labels
 from fitroom.errors import FitroomError
 
 SIZES = ("XS", "M", "XL")
@@ -143,43 +143,6 @@ def min_angles(V, F):
     return np.min(out, axis=0)
 
 
-def torso_girth_cm(V, F, y, chest=True):
-    """Tape girth (cm) round the torso at level y: the convex hull of the section's loops whose
-    x range holds the midline. At the chest (`chest`), above a top's underarm the tape goes 2 cm
-    below the underarm, where a garment's chest is measured. The underarm is found scanning down in 2 mm steps: the
-    torso loop's half-width drops by 2 cm or more where a sleeve parts from it, then narrows
-    steeply (more than 0.6 mm a step) until the sleeves' caps have left it too, or until the
-    section holds no other loop (the sleeves have ended). Where the drop is gradual, the first
-    level below y with a loop beside the torso's marks the underarm."""
-
-    def torso_points(level_ys):
-        """Per level: the torso loops' points (p, 2) and whether any other loop is there."""
-        sec = horizontal_sections(V, F, level_ys)
-        seg, lev = np.asarray(sec.segments), np.asarray(sec.level)
-        per_level = []
-        for i in range(len(level_ys)):
-            s, loops = seg[lev == i], sec.loop[lev == i]
-            keep = [lab for lab in np.unique(loops) if s[loops == lab][:, :, 0].min() <= 0 <= s[loops == lab][:, :, 0].max()]
-            per_level.append((s[np.isin(loops, keep)].reshape(-1, 2), len(keep) < len(np.unique(loops))))
-        return per_level
-
-    at = y
-    if chest:
-        ys = y - np.arange(0.0, 0.2, 0.002)
-        sections = torso_points(ys)
-        half = np.array([np.abs(p[:, 0]).max() if len(p) else 0.0 for p, _ in sections])
-        others = [o for _, o in sections]
-        drops = np.nonzero((half[1:] < half[:-1] - 0.02) & (half[1:] > 0))[0]
-        parted = [] if others[0] else [i for i, o in enumerate(others) if o and half[i] > 0][:1]
-        starts = ([drops[0] + 1] if len(drops) else []) + parted
-        if starts:
-            i = min(starts)
-            while i + 1 < len(ys) and others[i] and half[i] - half[i + 1] > 0.0006:
-                i += 1
-            at = ys[i] - 0.02
-    return polygon_perimeter(convex_hull_2d(torso_points([at])[0][0])) * 100
-
-
 # ---- the chart ---------------------------------------------------------------------------------
 
 
@@ -282,10 +245,12 @@ def test_girths_match_the_chart(garments, bodies, case):
     chart = garment_measurements(*case)
     meas = bodies[case[1], case[2]][1]
     assert set(g.girths_cm) == set(GIRTHS[case[0]])
+    # The tape itself is checked against hand-computed girths in the synthetic tests below.
+    levels = {region: meas[f"{region}_height_cm"] / 100 for region in GIRTHS[case[0]]}
+    girths = garment_girths(g.vertices, g.faces, levels)
     for region in GIRTHS[case[0]]:
-        girth = torso_girth_cm(g.vertices, g.faces, meas[f"{region}_height_cm"] / 100, chest=region == "chest")
-        assert girth == pytest.approx(chart[f"{region}_cm"], abs=1.0), region
-        assert g.girths_cm[region] == pytest.approx(girth, abs=0.05)
+        assert girths[region] == pytest.approx(chart[f"{region}_cm"], abs=1.0), region
+        assert g.girths_cm[region] == pytest.approx(girths[region], abs=0.05)
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
@@ -360,14 +325,12 @@ def test_chest_tape_stops_below_the_sleeves():
     torso whose section takes in the sleeves down to the underarm (1.15 m), below it a bodice
     narrowing 0.64 mm a step to a waist at 1.06 m, and short sleeves ending at 1.131 m: the tape
     goes 2 cm below the first level without a sleeve (1.130 m), not 2 cm below the waist."""
-    from assets.procedural_garments import garment_girths
 
     slope, r_u, y_u = 0.32, 0.18, 1.1495  # the bodice's radius narrows 0.64 mm a 2 mm step below y_u
     r = lambda y: r_u - slope * (y_u - max(y, 1.06))  # noqa: E731 (a cylinder below the waist)
     V, F = torso_with_sleeves([0.95, 1.06, y_u, 1.1505, 1.25], lambda y: r(y) if y <= y_u else 0.30, [1.131, 1.25])
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
     assert chest == pytest.approx(NGON_CM_PER_M * r(1.130 - 0.02), abs=0.05)  # 105.1 cm (95.1 below the waist)
-    assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
 
 
 def test_chest_tape_finds_an_underarm_that_parts_gradually():
@@ -377,19 +340,16 @@ def test_chest_tape_finds_an_underarm_that_parts_gradually():
     sleeves and narrows 2.2 mm a 2 mm step down to the underarm (1.15 m), then 1 cm to a 0.18 m
     bodice, and sleeve hems hanging from 1.149 to 1.131 m beside it: the tape goes 2 cm below the
     underarm."""
-    from assets.procedural_garments import garment_girths
 
     V, F = torso_with_sleeves([0.95, 1.1495, 1.1505, 1.25], lambda y: 0.18 if y < 1.15 else 0.19 + (y - 1.15) * 1.1,
                               [1.131, 1.149])
     chest = garment_girths(V, F, {"chest": 1.20})["chest"]
     assert chest == pytest.approx(NGON_CM_PER_M * 0.18, abs=0.05)  # 113.0 cm (153.9 round the sleeves at 1.20)
-    assert torso_girth_cm(V, F, 1.20) == pytest.approx(chest, abs=0.05)
 
 
 def test_chest_tape_ignores_a_loop_beside_a_bodice_that_did_not_narrow():
     """A sash or bow hanging beside a sleeveless bodice is a loop beside the torso's, but the torso
     loop never lost a sleeve's width: the tape stays at the chest level."""
-    from assets.procedural_garments import garment_girths
 
     r = lambda y: 0.15 + 0.04 * (y - 0.95) / 0.30  # noqa: E731 (a bodice a little wider at the bust)
     V, F = torso_with_sleeves([0.95, 1.25], r, [1.12, 1.16])
@@ -403,7 +363,6 @@ def test_chest_tape_stays_within_the_sleeve_caps_beside_long_sleeves():
     waist. Here the loop takes in the sleeves down to 1.15 m, then a bodice narrowing 0.8 mm a
     2 mm step, long sleeves beside it down to 0.95 m: the tape stops 2 cm (SLEEVE_CAP_M) below
     the underarm, then goes the chest line's 2 cm lower."""
-    from assets.procedural_garments import garment_girths
 
     r = lambda y: 0.18 - 0.4 * (1.1495 - y)  # noqa: E731
     V, F = torso_with_sleeves([0.95, 1.1495, 1.1505, 1.25], lambda y: r(y) if y < 1.15 else 0.30, [0.95, 1.25])
@@ -417,7 +376,6 @@ def test_draped_garments_keep_their_hip_tape(body_model_cpu, kind):
     """The underarm scan belongs to the chest. Run at the hip too, it took the first loop beside
     the torso's (a trouser leg at the crotch) or a drop in its width (the t-shirt's uneven hem 7 cm
     below the hip) for an underarm and sent the draped M garments' hip tape below them (0 cm)."""
-    from assets.procedural_garments import garment_girths
     from avatar.measurements import measure_body
     from engine.drape import DrapeSettings, drape
     from engine.fabrics import fabric_preset

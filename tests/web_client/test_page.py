@@ -62,7 +62,7 @@ def test_page_loads_and_lists_garments(page):
     assert page.locator("#fitmap-legend").is_hidden()
     page.locator("#fitmap").check()
     assert page.locator("#fitmap-legend").is_visible()
-    assert page.locator("#fitmap-ticks span").all_inner_texts() == ["90", "100", "105", "110", "115", "120+"]
+    assert page.locator("#fitmap-ticks span").all_inner_texts() == ["≤90", "100", "105", "110", "115", "120+"]
     bar = page.evaluate("getComputedStyle(document.getElementById('fitmap-bar')).backgroundImage")
     assert bar.startswith("linear-gradient") and "rgb(0, 190, 230)" in bar and "rgb(220, 30, 30)" in bar
     assert garments.nth(0).get_attribute("aria-checked") == "false"
