@@ -36,6 +36,28 @@ def _admin_engine(url: str):
     return create_engine(database_url(None, url), isolation_level="AUTOCOMMIT")
 
 
+def drop_test_database(admin, name: str, tries: int = 50) -> None:
+    """DROP DATABASE name WITH (FORCE) through `admin` (an AUTOCOMMIT engine), tried again for up
+    to 10 s while PostgreSQL refuses it: FORCE terminates the database's other sessions, which the
+    `fitroom` role may not do to an autovacuum worker (the superuser's) that happens to be on the
+    fresh database ("must be a member of the role whose process is being terminated": one CI run
+    in ~1000 tests)."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(tries):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2)
+
+
 def blob_files(root: Path) -> list[Path]:
     """Every file under a blob store's folder, temporary files included."""
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
@@ -59,8 +81,7 @@ def catalog_url(request, tmp_path):
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_test_database(admin, name)
         admin.dispose()
 
 

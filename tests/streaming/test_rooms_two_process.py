@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.catalog_fixtures import drop_test_database
 from tests.local_server import free_port, start_server_process, stop_process, wait_http
 
 PG_ENV = "FITROOM_TEST_POSTGRES_URL"
@@ -42,8 +43,7 @@ def database_url():
     try:
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_test_database(admin, name)
         admin.dispose()
 
 
