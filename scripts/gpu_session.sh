@@ -16,7 +16,8 @@
 set -u -o pipefail
 out=${OUT:-/tmp/fitroom-gpu}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 FITROOM_DATA_DIR=.fitroom-data
+# The repository's packages by path: the device's Python has no editable install of them.
+export PYTHONUNBUFFERED=1 FITROOM_DATA_DIR=.fitroom-data PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.csv" 2>&1
 python3 -c "import cupy, numpy, scipy; print('cupy', cupy.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)" \
   | tee -a "$out/gpu.csv"
