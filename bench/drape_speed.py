@@ -99,10 +99,9 @@ def main() -> int:
         mine = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
         mine["seconds_runs"] = [r["seconds"] for r in runs]
         row = {"vertices": len(garment.vertices), "fitroom": mine}
-        for solver in ("vbd", "xpbd", "style3d") if newton is None else newton.SOLVERS:
-            if newton is None:
-                row[f"newton_{solver}"] = {"error": missing}
-                continue
+        if newton is None:
+            row["newton"] = {"error": missing}
+        for solver in newton.SOLVERS if newton is not None else ():
             peer = newton_run(newton, solver, garment, faces, fabric, args.device, args.substeps, args.iterations,
                               args.max_frames if settle else 1)
             if "error" not in peer:

@@ -92,7 +92,7 @@ def scatter_max(target, indices, values) -> None:
 
 
 def segment_sum(indices, values, n: int):
-    """(n, ...) sums of values (k, ...) grouped by indices (k,) int in [0, n).
+    """(n, ...) sums of values (k, ...) grouped by indices (k,) int in [0, n), in values' dtype.
 
     NumPy: bincount, column by column (faster than add.at); CuPy: `scatter_add`, atomics with no
     host synchronisation (cupy.bincount checks its input on the host twice a call).
@@ -100,8 +100,9 @@ def segment_sum(indices, values, n: int):
     xp = array_namespace(values)
     if xp is np:
         if values.ndim == 1:
-            return np.bincount(indices, weights=values, minlength=n)
-        return np.stack([np.bincount(indices, weights=values[:, c], minlength=n) for c in range(values.shape[1])], 1)
+            return np.bincount(indices, weights=values, minlength=n).astype(values.dtype, copy=False)
+        columns = [np.bincount(indices, weights=values[:, c], minlength=n) for c in range(values.shape[1])]
+        return np.stack(columns, 1).astype(values.dtype, copy=False)
     out = xp.zeros((n,) + values.shape[1:], values.dtype)
     scatter_add(out, indices, values)
     return out

@@ -230,8 +230,7 @@ class ClothSolver:
         pairs: a caller that moves `state.positions` in place must call this first."""
         xp, n = self.model.xp, self.model.n_vertices
         self._hold = xp.zeros(n)  # the factorised hold weights (N,), this step
-        self._held = np.zeros(n, bool)  # the factorised hold set
-        self.system.refactor(self.matrix)
+        self._factorise_holds(np.zeros(n, bool))
         self._touching = xp.zeros(n, bool)
         self._anchor = self.model.rest_positions.copy()  # where each touching vertex sticks
         self._pairs = None
@@ -270,7 +269,13 @@ class ClothSolver:
                                              stretch_weft=base.stretch_weft * stretch, shear=base.shear * shear)
         self.membrane_scale = scales
         self._assemble()
-        self.system.refactor(self.matrix + sp.diags(np.where(self._held, self.hold_stiffness, 0.0)))
+        self._factorise_holds(self._held)
+
+    def _factorise_holds(self, held) -> None:
+        """The global matrix with contact hold springs on `held` (N,) host bool (the factorised
+        hold set, `_held`), factorised at the next solve."""
+        self._held = held
+        self.system.refactor(self.matrix + sp.diags(np.where(held, self.hold_stiffness, 0.0)))
 
     def _project(self, x, closest, normal, active):
         """Moves active vertices out of their contact half-space; returns (x, pushed distance (N,))."""
@@ -460,8 +465,7 @@ class ClothSolver:
         self._contact_normal = normal
         host = to_numpy(touching)
         if (host != self._held).sum() > 0.1 * max(int(host.sum()), 1):
-            self.system.refactor(self.matrix + sp.diags(np.where(host, self.hold_stiffness, 0.0)))
-            self._held = host
+            self._factorise_holds(host)
         # The weights must be the factorised ones: a weight missing from the matrix but present
         # on the right-hand side would pull a vertex towards the origin.
         return xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))

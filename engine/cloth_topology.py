@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.backend import array_namespace, rownorm, segment_sum
+from engine.backend import array_namespace, rownorm
+from engine.mesh_queries import face_sums_on_vertices
 from fitroom.errors import FitroomError
 
 
@@ -154,5 +155,4 @@ def triangle_areas(x, faces):
 
 def vertex_areas(faces, triangle_area, n_vertices: int):
     """(N,) m^2: each vertex's third of the areas (F,) of its triangles faces (F, 3)."""
-    xp = array_namespace(triangle_area)
-    return segment_sum(faces.reshape(-1), xp.repeat(triangle_area / 3.0, 3), n_vertices)
+    return face_sums_on_vertices(faces, triangle_area / 3.0, n_vertices)

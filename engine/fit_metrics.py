@@ -11,10 +11,11 @@ sections: see `assets.procedural_garments.garment_girths`.)
 
 from __future__ import annotations
 
-from engine.backend import array_namespace, rowdot, scatter_add, segment_sum
+from engine.backend import array_namespace, rowdot, scatter_add
 from engine.cloth_model import deformation_columns
 from engine.cloth_solver import GRAVITY, membrane_spread, membrane_targets
 from engine.cloth_topology import triangle_areas, vertex_areas
+from engine.mesh_queries import face_sums_on_vertices
 
 
 def triangle_stretch(model, x):
@@ -31,9 +32,8 @@ def triangle_stretch(model, x):
 def vertex_average(values, faces, weights, n_vertices: int):
     """Per-vertex weighted mean (N,) of per-triangle values (F,)."""
     xp = array_namespace(values)
-    corners = faces.T.reshape(-1)  # corner k of face f at k F + f
-    num = segment_sum(corners, xp.tile(values * weights, 3), n_vertices)
-    den = segment_sum(corners, xp.tile(weights, 3), n_vertices)
+    num = face_sums_on_vertices(faces, values * weights, n_vertices)
+    den = face_sums_on_vertices(faces, weights, n_vertices)
     return num / xp.maximum(den, 1e-30)
 
 

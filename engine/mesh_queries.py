@@ -30,6 +30,12 @@ def face_normals(vertices, faces, unit: bool = True):
     return n / xp.maximum(rownorm(n)[:, None], 1e-30)
 
 
+def face_sums_on_vertices(faces, values, n_vertices: int):
+    """(N, ...) each vertex's sum of per-face `values` (F, ...) over the faces (F, 3) holding it."""
+    xp = array_namespace(values)
+    return segment_sum(faces.reshape(-1), xp.repeat(values, 3, axis=0), n_vertices)
+
+
 def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
     """Area-weighted unit vertex normals (V, 3).
 
@@ -38,7 +44,7 @@ def vertex_normals(vertices, faces, weighted_face_normals=None, fallback=None):
     """
     xp = array_namespace(vertices)
     n = face_normals(vertices, faces, unit=False) if weighted_face_normals is None else weighted_face_normals
-    out = segment_sum(faces.T.reshape(-1), xp.concatenate([n, n, n]), len(vertices))  # corner k of face f at k F + f
+    out = face_sums_on_vertices(faces, n, len(vertices)).astype(vertices.dtype, copy=False)
     length = rownorm(out)[:, None]
     out = out / xp.maximum(length, 1e-30)
     if fallback is not None:

@@ -2,7 +2,7 @@
 # The GPU figures in one call of the tool library's device `run` (an H100 or H200 machine whose
 # image has CuPy 14, NumPy 2.5 and SciPy, but not this project's .venv: no scikit-sparse, so the
 # host factorisation there is SuperLU; no Warp/Newton, 392 MB, too big to carry, so drape_speed's
-# Newton rows say so instead of timing; no PyAV or pyrender, so the stream's h264_nvenc targets
+# Newton row says so instead of timing; no PyAV or pyrender, so the stream's h264_nvenc targets
 # cannot be measured there). The engine needs only NumPy, SciPy and CuPy. Carry the converted
 # body model and the cached reference bodies (39 MB; the whole tree must stay under 64 MiB):
 #
