@@ -50,6 +50,7 @@ from avatar.size_chart import size_measurements
 from avatar.body_model_data import save_arrays
 from engine.backend import to_numpy
 from engine.body_model import BodyModel
+from engine.cloth_topology import collapse_needles
 from engine.mesh_queries import SurfaceQuery
 from engine.sections import convex_hull_2d, horizontal_sections, plane_sections, polygon_perimeter
 from fitroom.errors import FitroomError
@@ -1260,10 +1261,16 @@ def _build_top(body: _Body, kind: str, chart: dict, h: float):
 
     def onto_yoke(p):
         """Onto the envelope up the chest and back; on the near-horizontal tops of the shoulders,
-        where a horizontal ray meets the envelope ill-conditioned, only off the body."""
+        where a horizontal ray meets the envelope ill-conditioned, onto the body offset by R_TOP
+        along its normal (the patch's blend of its boundary stood up to 7 cm off the collarbones
+        beside a deep front neckline, a collar-like flap)."""
         w = np.clip((y_flat - p[:, 1]) / 0.02, 0.0, 1.0)[:, None]
-        q = w * env.project(p) + (1.0 - w) * p
-        return _push_out(body, q, CLEARANCE + 0.002, mask=w[:, 0] < 1.0, rounds=2)
+        top = w[:, 0] < 1.0
+        wrapped = p.copy()
+        d, away = _body_distance(body, p[top])
+        wrapped[top] -= away * (d - R_TOP)[:, None]
+        q = w * env.project(p) + (1.0 - w) * wrapped
+        return _push_out(body, q, CLEARANCE + 0.002, mask=top, rounds=2)
 
     for B, T, L, R in patches:
         V = mesh.vertices()
@@ -1419,7 +1426,11 @@ def _build(body: _Body, kind: str, chart: dict, h: float):
     if top:  # the yoke, the sleeves and where they meet the tube
         V = _untangle(V, F, body, V[F, 1].max(axis=1) >= _cached_frame(body, kind, chart).y_u - 0.03)
         F = _flip_slivers(V, F)
-    return V, F, attached
+    # Needles where grid rows meet an opening or an armhole at a grazing angle: merged away.
+    V, F, source = collapse_needles(V, F)
+    merged = np.zeros(len(V), bool)
+    np.logical_or.at(merged, source, attached)
+    return V, _flip_slivers(V, F), merged
 
 
 def procedural_garment(

@@ -156,3 +156,73 @@ def triangle_areas(x, faces):
 def vertex_areas(faces, triangle_area, n_vertices: int):
     """(N,) m^2: each vertex's third of the areas (F,) of its triangles faces (F, 3)."""
     return face_sums_on_vertices(faces, triangle_area / 3.0, n_vertices)
+
+
+def collapse_needles(vertices, faces, ratio: float = 0.3, passes: int = 8):
+    """Merges the short edge of each needle triangle (shortest edge under `ratio` times the next)
+    into one vertex, where that keeps the mesh a manifold with its openings and turns no face over.
+
+    A needle (a 1.5 mm edge beside 15 mm ones, where a structured grid meets a boundary at a
+    grazing angle) stays a needle under edge flips and is stiff and ill-conditioned in the solver;
+    merging its ends removes it. The merged vertex is the edge's midpoint, or the end on an
+    opening (so openings keep their shape); an interior edge joining two openings is kept.
+
+    vertices (N, 3), faces (F, 3) int -> (vertices (N', 3), faces (F', 3), source (N,) int: the
+    new vertex each old one became). Host NumPy."""
+    V = np.array(vertices, np.float64)
+    F = np.array(faces, np.int64)
+    target = np.arange(len(V))
+    for _ in range(passes):
+        t = V[F]
+        length = np.linalg.norm(t[:, [1, 2, 0]] - t, axis=2)  # edge k runs from corner k to k + 1
+        order = np.sort(length, axis=1)
+        needles = np.flatnonzero(order[:, 0] < ratio * order[:, 1])
+        if len(needles) == 0:
+            break
+        on_boundary = boundary_vertices(F, len(V))
+        faces_of = [[] for _ in range(len(V))]
+        for f, tri in enumerate(F.tolist()):
+            for v in tri:
+                faces_of[v].append(f)
+        alive = np.ones(len(F), bool)
+        touched = np.zeros(len(V), bool)
+        for f in needles[np.argsort(order[needles, 0] / order[needles, 1])].tolist():
+            k = int(np.argmin(length[f]))
+            a, b = int(F[f, k]), int(F[f, (k + 1) % 3])
+            if not alive[f] or touched[a] or touched[b]:
+                continue
+            around = [g for g in set(faces_of[a]) | set(faces_of[b]) if alive[g]]
+            shared = [g for g in around if a in F[g] and b in F[g]]
+            ring = lambda v: {int(u) for g in around if v in F[g] for u in F[g]} - {a, b}  # noqa: E731
+            opposite = {int(u) for g in shared for u in F[g]} - {a, b}
+            if ring(a) & ring(b) != opposite or (len(shared) == 2 and on_boundary[a] and on_boundary[b]):
+                continue  # merging would pinch the surface or join two openings
+            if on_boundary[a] != on_boundary[b]:
+                places = [V[a] if on_boundary[a] else V[b]]
+            else:
+                places = [0.5 * (V[a] + V[b]), V[a], V[b]]
+            kept = [g for g in around if g not in shared]
+            before = np.cross(V[F[kept, 1]] - V[F[kept, 0]], V[F[kept, 2]] - V[F[kept, 0]])
+            p = next((p for p in places if not _turns_over(V[F[kept]], np.isin(F[kept], (a, b)), p, before)), None)
+            if p is None:
+                continue  # a face would turn over or fold sharply
+            V[a] = p
+            F[kept] = np.where(F[kept] == b, a, F[kept])
+            alive[shared] = False
+            target[target == b] = a
+            touched[list(ring(a) | {a, b})] = True
+        F = F[alive]
+        used = np.zeros(len(V), bool)
+        used[F.ravel()] = True
+        new_id = np.cumsum(used) - 1
+        V, F, target = V[used], new_id[F], new_id[target]
+    return V, F, target
+
+
+def _turns_over(corners, moving, p, normals) -> bool:
+    """Whether moving the corners `moving` (K, 3) bool of triangles `corners` (K, 3, 3) to p (3,)
+    turns any of them more than 78 degrees from its normal `normals` (K, 3)."""
+    moved = corners.copy()
+    moved[moving] = p
+    after = np.cross(moved[:, 1] - moved[:, 0], moved[:, 2] - moved[:, 0])
+    return bool(np.any((normals * after).sum(1) <= 0.2 * np.linalg.norm(normals, axis=1) * np.linalg.norm(after, axis=1)))

@@ -239,6 +239,20 @@ def test_garment_clears_the_body(garments, bodies, body_model_cpu, case):
     np.testing.assert_array_equal(g.body_vertices, bodies[case[1], case[2]][0])
 
 
+TOPS = [c for c in CASES if c[0] in ("tshirt", "longsleeve", "dress")]
+
+
+@pytest.mark.parametrize("case", TOPS, ids=["-".join(c) for c in TOPS])
+def test_yoke_lies_on_the_shoulders(garments, body_model_cpu, case):
+    """Round the neck (the top 6 cm within 12 cm of the centre line) a top lies on the collarbones
+    and shoulders; the yoke patches' blend of their boundary once stood 4-7 cm off them there."""
+    g = garments[case]
+    V = g.vertices
+    near_neck = (V[:, 1] > V[:, 1].max() - 0.06) & (np.abs(V[:, 0]) < 0.12)
+    d = signed_distance(V[near_neck], g.body_vertices, np.asarray(body_model_cpu.faces))
+    assert np.percentile(d, 95) < 0.020 and d.max() < 0.030, f"p95 {np.percentile(d, 95) * 1000:.1f} mm, max {d.max() * 1000:.1f} mm"
+
+
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_girths_match_the_chart(garments, bodies, case):
     g = garments[case]

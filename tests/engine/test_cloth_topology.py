@@ -3,7 +3,8 @@ import pytest
 
 from engine.cloth_scenes import square_cloth
 from engine.backend import to_numpy
-from engine.cloth_topology import boundary_vertices, clean_mesh, triangle_areas, unique_edges, vertex_areas
+from engine.cloth_topology import (boundary_vertices, clean_mesh, collapse_needles, non_manifold_edge_count,
+                                   triangle_areas, unique_edges, vertex_areas)
 from fitroom.errors import FitroomError
 
 
@@ -52,3 +53,41 @@ def test_triangle_and_vertex_areas(xp):
     np.testing.assert_allclose(to_numpy(area), [0.5, 0.5])
     np.testing.assert_allclose(to_numpy(vertex_areas(f, area, 5)), [1 / 3, 1 / 6, 1 / 3, 1 / 6, 0.0])
     np.testing.assert_allclose(to_numpy(triangle_areas(v * xp.asarray([2.0, 1, 1]), f)), [1.0, 1.0])
+
+
+def face_normals_y(v, f):
+    return np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])[:, 1]
+
+
+def shortest_over_next(v, f):
+    """(F,) each triangle's shortest edge over its next shortest."""
+    lengths = np.sort(np.linalg.norm(v[f[:, [1, 2, 0]]] - v[f], axis=2), axis=1)
+    return lengths[:, 0] / lengths[:, 1]
+
+
+@pytest.mark.parametrize("moved, towards, merged_at", [
+    (2 * 6 + 2, 2 * 6 + 3, "midpoint"),  # two interior vertices 1 mm apart
+    (1 * 6 + 2, 0 * 6 + 2, "opening"),  # an interior vertex 1 mm from one on the opening
+])
+def test_needles_are_merged_keeping_the_openings(moved, towards, merged_at):
+    v, f = square_cloth(6, 0.1)  # 2 cm edges
+    v[moved] = v[towards] + 0.05 * (v[moved] - v[towards])
+    assert (shortest_over_next(v, f) < 0.3).sum() == 2  # the two triangles on the short edge
+    out_v, out_f, source = collapse_needles(v, f)
+    assert len(out_v) == 35 and len(out_f) == len(f) - 2
+    assert shortest_over_next(out_v, out_f).min() > 0.3
+    assert (face_normals_y(out_v, out_f) > 0).all()  # none turned over
+    assert non_manifold_edge_count(out_f) == 0 and boundary_vertices(out_f, 35).sum() == 20
+    assert source[moved] == source[towards]
+    np.testing.assert_allclose(out_v[source], v[np.arange(36)], atol=0.002)  # others unmoved, merged within 1 mm
+    expected = 0.5 * (v[moved] + v[towards]) if merged_at == "midpoint" else v[towards]
+    np.testing.assert_allclose(out_v[source[towards]], expected, atol=1e-12)
+
+
+def test_a_needle_across_a_strip_between_two_openings_is_kept():
+    v, f = square_cloth(2, 0.1)  # one quad: every vertex on the opening, its diagonal interior
+    v[3] = v[0] + 0.03 * (v[3] - v[0])  # the diagonal now 4 mm long, the sides 97-100 mm
+    out_v, out_f, source = collapse_needles(v, f)
+    np.testing.assert_array_equal(out_v, v)
+    np.testing.assert_array_equal(out_f, f)
+    np.testing.assert_array_equal(source, np.arange(4))
