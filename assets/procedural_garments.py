@@ -18,14 +18,19 @@ edge-manifold mesh of good triangles (split quads) whose density is chosen for `
 - Rings: horizontal loops of E sampled by arc length (the torso of every garment, skirts).
 - Yokes: the front and the back of a top above the underarm, each a Coons patch between the
   armhole (where E crosses the armhole slab's side), the shoulder seams (on the top of the
-  shoulder) and the neckline, evened out by arc length and projected onto E.
+  shoulder) and the neckline, evened out by arc length and projected onto E up the chest and
+  back; above the shoulder point onto the body offset by 7 mm along its normal (horizontal rays
+  meet E ill-conditioned on the tops of the shoulders, and the patch's own blend of its boundary
+  stood 4-7 cm off the collarbones beside a deep front neckline).
 - Limbs: rings of offset convex hulls of a limb's sections (planes perpendicular to the arm's bone
   axis; horizontal for legs). A sleeve's cap is lofted from its armhole in the arm's cylindrical
   coordinates; trouser legs hang from a pants junction (a bridge of vertices from the front to the
   back centre is the shared side of both legs' first loops).
 - Last passes push any vertex closer than 4.5 mm to the body out along the body's normal (the
   tops of the shoulders, which a horizontal offset clears only by r times their slope), flip the
-  odd sliver's edge, and smooth out any local fold where pieces meet at fine resolutions.
+  odd sliver's edge, smooth out any local fold where pieces meet at fine resolutions, and merge
+  the ends of needles (a 1.5 mm edge beside 13 mm ones, where grid rows meet the neckline or an
+  armhole at a grazing angle; `engine.cloth_topology.collapse_needles`).
 
 Girths are the tape girths of the garment round its torso at the body's waist and hip levels
 (see `garment_girths`). A top's chest is taken where garments' chests are measured, 2 cm below

@@ -141,8 +141,8 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
     true strain and pressure. Relaxing takes at most half the step budget.
 
     Stiffening does not always take the relaxed deformation back: on the XL body the dress's
-    relaxation does not rest within half the budget and ends with self-intersections at its
-    neckline. So a stiffened drape whose strain p95 is over `relax_max_stretch` points above the
+    bodice ends stiffened at strain p95 103.7 % (its sides between waist and underarm, hanging
+    off the bust; the start: 100.0 %). So a stiffened drape whose strain p95 is over `relax_max_stretch` points above the
     start's, or with more self-intersections than the start, is discarded once it rests: the run
     starts again from the start, unrelaxed, with a fresh step budget, so a discarded drape can take
     up to about twice `max_steps` (`relaxation`: `kept`, `discarded`; `unchecked` when the run
