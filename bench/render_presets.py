@@ -144,7 +144,8 @@ def shadow_variants(args) -> None:
     from engine.body_model import BodyModel
     from fitroom.settings import get_settings
     from streaming.frame_source import FrameSource
-    from streaming.video_track import TIME_BASE, SharedEncoder, stamp_counter
+    from streaming.frame_stamp import stamp_counter
+    from streaming.video_encoder import TIME_BASE, SharedEncoder
     from tests.streaming.look_fixture import small_look
 
     with np.load(get_settings().body_model_path) as a:

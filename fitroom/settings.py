@@ -10,6 +10,7 @@ from pathlib import Path
 from fitroom.errors import FitroomError
 
 DEVICES = ("auto", "cpu", "gpu")
+STREAM_ENCODERS = ("auto", "libx264", "h264_nvenc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Settings:
     brand_key : the API key the command line acts with (`FITROOM_BRAND_KEY`).
     stream_width, stream_height, stream_fps, stream_bitrate : the try-on video (`FITROOM_STREAM_WIDTH`,
         `FITROOM_STREAM_HEIGHT`, `FITROOM_STREAM_FPS`, `FITROOM_STREAM_BITRATE` in bits/s).
+    stream_encoder : its H.264 encoder (`FITROOM_STREAM_ENCODER`): `auto` (NVIDIA's h264_nvenc where
+        it opens, else libx264), `libx264` or `h264_nvenc` (sessions fail to stream without it).
     redis_url : the shared rooms' broker (`FITROOM_REDIS_URL`, e.g. `redis://localhost:6379/0`); None: the
         in-process broker (one server process).
     room_max_members : default member limit of a room (`FITROOM_ROOM_MAX_MEMBERS`, 2-64, default 16).
@@ -49,6 +52,7 @@ class Settings:
     stream_height: int = 720
     stream_fps: int = 20
     stream_bitrate: int = 2_000_000
+    stream_encoder: str = "auto"
     redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     room_max_members: int = 16
     room_grace_s: float = 30.0
@@ -102,7 +106,7 @@ _STREAM_LIMITS = {"stream_width": (64, 3840, 1280), "stream_height": (64, 2160, 
 
 
 def _stream_settings(env) -> dict:
-    """The FITROOM_STREAM_* integers, each checked against its range (sizes even: H.264 needs it)."""
+    """The FITROOM_STREAM_* integers, each checked against its range (sizes even: H.264 needs it), and the encoder."""
     out = {}
     for field, (low, high, default) in _STREAM_LIMITS.items():
         name = "FITROOM_" + field.upper()
@@ -113,6 +117,10 @@ def _stream_settings(env) -> dict:
         if not low <= value <= high or (field in ("stream_width", "stream_height") and value % 2):
             raise FitroomError("bad_setting", f"{name} must be an integer between {low} and {high} (even for sizes).")
         out[field] = value
+    encoder = env.get("FITROOM_STREAM_ENCODER", "auto").strip().lower()
+    if encoder not in STREAM_ENCODERS:
+        raise FitroomError("bad_setting", f"FITROOM_STREAM_ENCODER must be one of {', '.join(STREAM_ENCODERS)}, not {encoder!r}.")
+    out["stream_encoder"] = encoder
     return out
 
 

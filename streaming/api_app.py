@@ -34,6 +34,7 @@ STATUS = {
     "no_product": 404, "no_asset": 404, "no_upload": 404, "no_file": 404, "no_blob": 404, "not_found": 404,
     "duplicate_sku": 409, "duplicate_brand": 409, "no_tryon_model": 409,
     "no_session": 404, "no_avatar": 404, "not_ready": 409, "session_failed": 409, "too_many_sessions": 503,
+    "encoder_unavailable": 503,
     "too_large": 413, "image_too_large": 413, "too_many_avatars": 503,
     "unsupported_media_type": 415, "not_an_image": 415,
     **HTTP_STATUS,  # shared rooms (docs/rooms.md)
@@ -102,6 +103,13 @@ class BodyLimit:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API over the catalogue of `settings` (the environment's when None), migrated to head."""
     settings = settings or get_settings()
+    if settings.stream_encoder != "auto":
+        # An encoder asked for by name opens once before anything starts: a server that cannot use it
+        # stops here (FitroomError `encoder_unavailable`) instead of failing every viewer.
+        from streaming.video_encoder import SharedEncoder
+
+        SharedEncoder("h264", settings.stream_width, settings.stream_height, settings.stream_fps,
+                      settings.stream_bitrate, settings.stream_encoder)
     db = open_catalog(settings.data_dir, settings.database_url)
     blobs = BlobStore(settings.blob_dir)
     settings.upload_dir.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,8 @@ class TryOnHub:
                 return dataclasses.asdict(session.frame_source.stats)
 
             stream = self.streams[session.id] = SessionStream(render, s.stream_width, s.stream_height, s.stream_fps,
-                                                              s.stream_bitrate, self.shared_encode, render_stats)
+                                                              s.stream_bitrate, self.shared_encode, render_stats,
+                                                              s.stream_encoder)
         return stream
 
     def peer_count(self, session_id: str | None = None) -> int:
@@ -246,7 +247,7 @@ class TryOnHub:
         for name, mime in (("h264", "video/h264"), ("vp8", "video/vp8")):
             chosen = [c for c in codecs if c.mimeType.lower() == mime]
             if chosen:
-                # Only the first H.264 variant: its profile is what libx264 Baseline produces.
+                # Only the first H.264 variant: its profile is the Baseline libx264 and NVENC produce.
                 chosen = chosen[:1]
                 types = {str(c.payloadType) for c in chosen}
                 rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx" and str(c.parameters.get("apt")) in types]

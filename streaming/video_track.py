@@ -8,19 +8,16 @@ P-frames) hands the same packets to each viewer; `ViewerTrack` makes a new viewe
 keyframe and asks the session track for one, and a viewer's picture-loss requests (RTCP PLI) are
 routed to the shared encoder (`route_keyframe_requests`), since aiortc ignores them for packets.
 
-Every frame carries its counter as a barcode in the top-left corner (`stamp_counter`,
-`read_counter`): `COUNTER_BITS` square cells of `STAMP_CELL` pixels in the top row, most significant
-bit first, white for 1 and black for 0 (8-pixel cells sit on the codec's block grid and survive
-compression). A page reads it back from the decoded video to measure glass-to-glass latency: the
-server keeps when it stamped each counter (`SessionVideoTrack.stamped_at`, epoch seconds) and sends
-the recent pairs in the control channel's stats (`stamps`: [[counter, epoch_ms], ...]).
+Every frame carries its counter as a barcode (`frame_stamp`). A page reads it back from the
+decoded video to measure glass-to-glass latency: the server keeps when it stamped each counter
+(`SessionVideoTrack.stamped_at`, epoch seconds) and sends the recent pairs in the control
+channel's stats (`stamps`: [[counter, epoch_ms], ...]).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import fractions
 import logging
 import threading
 import time
@@ -29,29 +26,10 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from streaming.frame_stamp import stamp_counter
+from streaming.video_encoder import TIME_BASE, VIDEO_CLOCK, SharedEncoder
+
 log = logging.getLogger(__name__)
-
-COUNTER_BITS = 32
-STAMP_CELL = 8  # pixels; the layout web_client/frame_stamp.js reads: {x: 0, y: 0, cell: 8, bits: 32}
-VIDEO_CLOCK = 90_000
-TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
-CODECS = {"h264": ("libx264", "video/H264"), "vp8": ("libvpx", "video/VP8")}
-
-
-def stamp_counter(image: np.ndarray, counter: int) -> None:
-    """Writes `counter` (mod 2**COUNTER_BITS) as a barcode into the top-left corner of `image` (H, W, 3) uint8."""
-    c = STAMP_CELL
-    bits = (counter % (1 << COUNTER_BITS)) >> np.arange(COUNTER_BITS - 1, -1, -1) & 1
-    strip = np.repeat(np.where(bits, 255, 0).astype(np.uint8), c)
-    image[:c, : COUNTER_BITS * c] = strip[None, :, None]
-
-
-def read_counter(image: np.ndarray) -> int:
-    """The counter stamped into a decoded frame (H, W, 3) uint8 (or (H, W) luma)."""
-    c = STAMP_CELL
-    luma = image if image.ndim == 2 else image.astype(np.float32).mean(axis=2)
-    centres = luma[c // 2, [i * c + c // 2 for i in range(COUNTER_BITS)]]
-    return int("".join("1" if v > 127 else "0" for v in centres), 2)
 
 
 def percentiles(values) -> dict:
@@ -60,33 +38,6 @@ def percentiles(values) -> dict:
     if not v:
         return {"p50": None, "p95": None}
     return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
-
-
-class SharedEncoder:
-    """One libx264 (or libvpx) encoder for a session: frames in, `av.Packet`s out (zero latency, no
-    B-frames, a keyframe every two seconds and on request)."""
-
-    def __init__(self, codec: str, width: int, height: int, fps: int, bitrate: int):
-        name = CODECS[codec][0]
-        self.codec = av.CodecContext.create(name, "w")
-        self.codec.width, self.codec.height = width, height
-        self.codec.pix_fmt = "yuv420p"
-        self.codec.bit_rate = bitrate
-        self.codec.framerate = fractions.Fraction(fps, 1)
-        self.codec.time_base = TIME_BASE
-        self.codec.gop_size = 2 * fps
-        if name == "libx264":
-            # Baseline: what aiortc offers (profile-level-id 42e01f); level 4 allows 1080p at 30 fps.
-            self.codec.profile = "Baseline"
-            self.codec.options = {"preset": "ultrafast", "tune": "zerolatency", "level": "40",
-                                  "x264-params": "repeat-headers=1"}  # SPS/PPS on every keyframe
-        else:
-            self.codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}
-        self.codec.thread_count = 2
-
-    def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet]:
-        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-        return list(self.codec.encode(frame))
 
 
 class SessionVideoTrack(MediaStreamTrack):
@@ -101,12 +52,12 @@ class SessionVideoTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, render, width: int, height: int, fps: int, bitrate: int, codec: str = "h264",
-                 shared_encode: bool = True, render_stats=None):
+                 shared_encode: bool = True, render_stats=None, encoder: str = "auto"):
         super().__init__()
         self.render, self.width, self.height, self.fps = render, width, height, fps
         self.codec_name = codec
         self.shared_encode = shared_encode
-        self.encoder = SharedEncoder(codec, width, height, fps, bitrate) if shared_encode else None
+        self.encoder = SharedEncoder(codec, width, height, fps, bitrate, encoder) if shared_encode else None
         self.render_stats = render_stats  # () -> FrameSource.stats, for the render time of rendered frames
         self.counter = 0
         # Per frame: the wait for its render (pipelined: less than the render when frames change) plus
@@ -140,7 +91,7 @@ class SessionVideoTrack(MediaStreamTrack):
         recent = [t for t in self.sent_at if now - t <= 2.0]
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 and recent[-1] > recent[0] else 0.0
         return {"fps": round(fps, 1), "frames": self.counter, "codec": self.codec_name,
-                "encode_once": self.shared_encode, "render_ms": percentiles(self.render_ms),
+                "encoder": self.encoder.name if self.encoder else "aiortc", "encode_once": self.shared_encode, "render_ms": percentiles(self.render_ms),
                 "encode_ms": percentiles(self.encode_ms), "frame_ms": percentiles(self.frame_ms)}
 
     def recent_stamps(self, n: int = 40) -> list:
@@ -276,11 +227,11 @@ class SessionStream:
     viewers by one `MediaRelay`."""
 
     def __init__(self, render, width: int, height: int, fps: int, bitrate: int, shared_encode: bool = True,
-                 render_stats=None):
+                 render_stats=None, encoder: str = "auto"):
         from aiortc.contrib.media import MediaRelay
 
         self._args = (render, width, height, fps, bitrate)
-        self.shared_encode, self.render_stats = shared_encode, render_stats
+        self.shared_encode, self.render_stats, self.encoder = shared_encode, render_stats, encoder
         self.relay = MediaRelay()
         self.tracks: dict[str, SessionVideoTrack] = {}
 
@@ -289,7 +240,7 @@ class SessionStream:
         track = self.tracks.get(codec)
         if track is None or track.readyState != "live":
             track = self.tracks[codec] = SessionVideoTrack(*self._args, codec=codec, shared_encode=self.shared_encode,
-                                                           render_stats=self.render_stats)
+                                                           render_stats=self.render_stats, encoder=self.encoder)
         return ViewerTrack(self.relay.subscribe(track, buffered=True), track)
 
     def live_track(self) -> SessionVideoTrack | None:
@@ -303,8 +254,8 @@ class SessionStream:
 
     @staticmethod
     def empty_stats(shared_encode: bool) -> dict:
-        return {"fps": 0.0, "frames": 0, "render_ms": percentiles([]), "encode_ms": percentiles([]),
-                "frame_ms": percentiles([]), "encode_once": shared_encode}
+        return {"fps": 0.0, "frames": 0, "codec": None, "encoder": None, "render_ms": percentiles([]),
+                "encode_ms": percentiles([]), "frame_ms": percentiles([]), "encode_once": shared_encode}
 
     def stop(self) -> None:
         for track in self.tracks.values():

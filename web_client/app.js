@@ -364,7 +364,8 @@ async function updateStats() {
   const lat = clock.summary();
   const f = (v, d = 0) => (typeof v === 'number' ? v.toFixed(d) : '–');
   const p = (v) => (v && typeof v === 'object' ? `${f(v.p50, 1)}/${f(v.p95, 1)}` : f(v, 1));
-  out.textContent = `server ${f(s.fps)} fps · render ${p(s.render_ms)} · encode ${p(s.encode_ms)} ms (p50/p95)\n` +
+  out.textContent = `server ${f(s.fps)} fps · render ${p(s.render_ms)} · encode ${p(s.encode_ms)} ms (p50/p95)` +
+    `${s.encoder ? ` · ${s.encoder}` : ''}\n` +
     `shown ${f(decodedFps)} fps · glass-to-glass ${f(lat.p50)} ms (p95 ${f(lat.p95)})`;
 }
 

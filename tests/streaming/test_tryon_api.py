@@ -85,6 +85,7 @@ def test_malformed_offers_get_a_clear_422(client, ready_session, offer, code):
 def test_stats_of_a_session_without_viewers(client, ready_session):
     stats = client.get(f"/api/v1/tryon/{ready_session['id']}/stats").json()
     assert stats["viewers"] == 0 and stats["peer_connections"] == 0 and stats["fps"] == 0.0
+    assert stats["codec"] is None and stats["encoder"] is None
     assert set(stats["render_ms"]) == {"p50", "p95"} and set(stats["encode_ms"]) == {"p50", "p95"}
 
 

@@ -10,7 +10,8 @@ import time
 import httpx
 import numpy as np
 
-from streaming.video_track import read_counter
+from streaming.frame_stamp import read_counter
+from streaming.video_encoder import nvenc_opens
 from tests.streaming.tryon_fixtures import Viewer, picture, tryon_server, wait_status  # noqa: F401 (fixture)
 
 
@@ -66,6 +67,7 @@ async def _scenario(url: str, hub) -> None:
         stats = (await client.get(f"/api/v1/tryon/{sid}/stats")).json()
         assert stats["viewers"] == 2 and stats["peer_connections"] == 2, stats
         assert stats["fps"] > 5 and stats["encode_once"] is True
+        assert (stats["codec"], stats["encoder"]) == ("h264", "h264_nvenc" if nvenc_opens() else "libx264")
         assert any(m.get("fps") is not None for m in b.of_type("stats")), "no stats on the channel"
 
         # A size change from viewer b drapes again; both viewers see the new look.

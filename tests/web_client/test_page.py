@@ -91,13 +91,13 @@ def test_page_is_responsive(browser, server):
 
 
 def test_stamp_decoder_matches_the_server(page):
-    """The page's barcode reader (frame_stamp.js) reads what video_track.stamp_counter writes."""
-    video_track = pytest.importorskip("streaming.video_track")
+    """The page's barcode reader (frame_stamp.js) reads what frame_stamp.stamp_counter writes."""
+    from streaming import frame_stamp
     from PIL import Image
 
     for height, counter in ((360, 0), (360, 0xA5F00F5A), (720, 123456), (1080, 2**32 - 1)):
         image = np.full((height, height * 16 // 9, 3), 200, np.uint8)
-        video_track.stamp_counter(image, counter)
+        frame_stamp.stamp_counter(image, counter)
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG")
         url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -178,7 +178,7 @@ def test_live_tryon(live):
     page.wait_for_timeout(500)
     assert page.evaluate("window.fitroom.clock.read()") > n0
     # ... while the shopper does not see it: the video shows its frames from below the stamp's row.
-    from streaming.video_track import STAMP_CELL
+    from streaming.frame_stamp import STAMP_CELL
 
     view_box = page.evaluate("getComputedStyle(document.getElementById('video')).objectViewBox")
     assert view_box == f"inset({STAMP_CELL}px 0px 0px)"  # style.css carries the number
