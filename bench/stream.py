@@ -130,7 +130,8 @@ async def phase(url: str, sid: str, pid: int, viewers: int, orbit: bool, seconds
             "fps_delivered": {"min": round(min(fps), 1), "mean": round(sum(fps) / len(fps), 1)},
             "last_counter_read": counter,
             "server_fps": stats["fps"], "render_ms": stats["render_ms"], "encode_ms": stats["encode_ms"],
-            "frame_ms": stats["frame_ms"], "encode_once": stats["encode_once"], "codec": stats.get("codec")}
+            "frame_ms": stats["frame_ms"], "encode_once": stats["encode_once"], "codec": stats.get("codec"),
+            "encoder": stats.get("encoder")}
 
 
 def pipeline(args, frames: int = 60) -> dict:
