@@ -703,7 +703,7 @@ UNDERARM_LEVEL_M = 0.0006  # ... and then narrows by less than this per 2 mm ste
 SLEEVE_CAP_M = 0.02
 
 
-def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dict:
+def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0, rest=None) -> dict:
     """Tape girths (cm) of a garment round its torso at horizontal levels.
 
     Parameters
@@ -712,6 +712,12 @@ def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dic
     faces : (m, 3) int.
     heights : name -> the body's level (m), e.g. {"chest": 1.24, "waist": 1.09}.
     centre_x : x of the body's midline.
+    rest : (n, 3) float, the garment's rest shape (a draped garment's authored vertices), or None.
+        Given, compressed cloth counts at its rest length: the solver lets fabric shrink 5 % in
+        its plane at no cost (`SolverSettings.compression_slack`, standing for wrinkles finer than
+        the mesh), where a real garment keeps its length in fine wrinkles, which a tape (and the
+        garment's ease) takes in. The hull's perimeter is multiplied by the loop's length with
+        each segment at the longer of its draped and rest lengths, over its draped length.
 
     Returns
     -------
@@ -734,11 +740,19 @@ def garment_girths(vertices, faces, heights: dict, centre_x: float = 0.0) -> dic
     out = {}
     for name, y in heights.items():
         at = _chest_tape_level(V, F, y, centre_x) if name == "chest" else y
-        sec = horizontal_sections(V, F, [at])
+        sec = horizontal_sections(V, F, [at], values=rest)
         seg = np.asarray(sec.segments)
         _, inv, lo, hi = _loop_boxes(seg, sec.loop)
-        pts = seg[np.isin(inv, np.nonzero((lo <= centre_x) & (hi >= centre_x))[0])]
-        out[name] = polygon_perimeter(convex_hull_2d(pts.reshape(-1, 2))) * 100.0 if len(pts) else 0.0
+        torso = np.isin(inv, np.nonzero((lo <= centre_x) & (hi >= centre_x))[0])
+        if not torso.any():
+            out[name] = 0.0
+            continue
+        girth = polygon_perimeter(convex_hull_2d(seg[torso].reshape(-1, 2))) * 100.0
+        if rest is not None:
+            draped = np.linalg.norm(seg[torso, 1] - seg[torso, 0], axis=1)
+            at_rest = np.linalg.norm(np.diff(np.asarray(sec.values)[torso], axis=1)[:, 0], axis=1)
+            girth *= np.maximum(draped, at_rest).sum() / max(draped.sum(), 1e-12)
+        out[name] = girth
     return out
 
 

@@ -145,7 +145,7 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
     result = drape(garment.vertices, garment.faces, garment.body_vertices, body.vertices, faces, fabric,
                    attached=garment.attached, settings=settings, xp=xp)
     centre_x = float(np.median(body.vertices[:, 0]))
-    girths = garment_girths(result.positions, result.faces, _levels(body.measurements), centre_x)
+    girths = garment_girths(result.positions, result.faces, _levels(body.measurements), centre_x, rest=result.rest_positions)
     ease = {r: round(girths[r] - body.measurements[f"{r}_cm"], 1) for r in _regions(garment) if girths.get(r)}
     return Look(garment, body, result, ease, size_ranking(model, garment, body), fabric)
 

@@ -60,7 +60,8 @@ class DrapeSettings:
 class DrapeResult:
     """A settled garment and how it got there (host arrays).
 
-    positions (N, 3) m, faces (F, 3), start (N, 3) the refitted start, strain_percent (N,),
+    positions (N, 3) m, faces (F, 3), rest_positions (N, 3) the garment as authored (its rest
+    shape), start (N, 3) the refitted start, strain_percent (N,),
     pressure_kpa (N,), penetration_mm (N,); steps, converged, stop_reason (`settled`, `budget`,
     `unstable`), relax_steps (of steps, those with the relaxed membrane), relaxation (`off`,
     `kept`, `discarded`, `unchecked`: see `settle`), seconds,
@@ -70,6 +71,7 @@ class DrapeResult:
 
     positions: np.ndarray
     faces: np.ndarray
+    rest_positions: np.ndarray
     start: np.ndarray
     strain_percent: np.ndarray
     pressure_kpa: np.ndarray
@@ -258,6 +260,7 @@ def drape(garment_vertices, garment_faces, source_body, target_body, body_faces,
     return DrapeResult(
         positions=to_numpy(x),
         faces=mesh.faces,
+        rest_positions=mesh.vertices,
         start=to_numpy(start),
         strain_percent=to_numpy(strain_percent(model, x)),
         pressure_kpa=to_numpy(contact_pressure_kpa(model, x, normal, touching, st.gravity, st.compression_slack)),

@@ -47,11 +47,15 @@ class Sections(NamedTuple):
         Connected piece of the section each segment belongs to: segments of one closed loop (or,
         where `face_ids` leaves holes in the mesh, one open chain) share a label, which is the
         smallest segment index in the piece. Host array.
+    values : (s, 2, c) float or None
+        Per-vertex values (`horizontal_sections`' `values`, e.g. a garment's rest positions)
+        interpolated linearly along the cut edges to each segment's end points.
     """
 
     segments: object
     level: object
     loop: np.ndarray
+    values: object = None
 
 
 def _cut_triangles(tri, d, tri_ids=None):
@@ -212,7 +216,7 @@ def horizontal_section(vertices, faces, height: float, face_ids=None, up_axis: i
     return _cut_triangles(tri[:, :, _plane_axes(up_axis)], tri[:, :, up_axis] - height)[0]
 
 
-def horizontal_sections(vertices, faces, heights, face_ids=None, up_axis: int = 1) -> Sections:
+def horizontal_sections(vertices, faces, heights, face_ids=None, up_axis: int = 1, values=None) -> Sections:
     """Sections of a mesh at several horizontal levels in one vectorised pass, with their loops.
 
     Parameters
@@ -227,6 +231,8 @@ def horizontal_sections(vertices, faces, heights, face_ids=None, up_axis: int = 
         Only these faces are cut.
     up_axis : int
         The vertical axis.
+    values : (n, c) float, optional
+        Per-vertex values to interpolate to the segments' end points (`Sections.values`).
 
     Returns
     -------
@@ -255,9 +261,12 @@ def horizontal_sections(vertices, faces, heights, face_ids=None, up_axis: int = 
     lvl = order[first[t] + pair - (ends - runs)[t]]
     d = y[t] - heights[lvl][:, None]
     ids = tri_ids[t]
-    segments, cut, edges = _cut_triangles(vertices[ids][:, :, _plane_axes(up_axis)], d, ids)
+    coords = vertices[:, _plane_axes(up_axis)]
+    if values is not None:  # cut once: the values ride along as extra coordinates
+        coords = xp.concatenate([coords, xp.asarray(values, dtype=vertices.dtype).reshape(len(vertices), -1)], axis=1)
+    segments, cut, edges = _cut_triangles(coords[ids], d, ids)
     level = lvl[cut]
-    return Sections(segments, level, _loops(edges, level))
+    return Sections(segments[..., :2], level, _loops(edges, level), None if values is None else segments[..., 2:])
 
 
 def _cross(o, a, b) -> float:

@@ -7,6 +7,7 @@ import pytest
 from scipy.spatial import ConvexHull
 
 from engine.backend import to_numpy
+from engine.cloth_scenes import square_cloth
 from engine.sections import (
     connected_labels,
     convex_hull_2d,
@@ -219,3 +220,17 @@ def test_support_perimeters_match_the_exact_hull():
     exact = [hull_perimeter(p) for p in points]
     assert np.allclose(got[:5], exact, rtol=1e-4)
     assert got[5] == 0.0 and got[6] == 0.0  # empty groups
+
+
+def test_values_ride_along_the_cut(xp):
+    """Per-vertex values are interpolated to the segments' end points as the positions are: here
+    values 1.5 times the positions of a tilted square, cut at y = 0.3."""
+    v, f = square_cloth(5, 1.0, height=0.0)
+    v = v @ np.array([[1.0, 0, 0], [0, 0.6, 0.8], [0, -0.8, 0.6]])  # tilted about x: y = -0.8 z
+    v, f = xp.asarray(v), xp.asarray(f)
+    sec = horizontal_sections(v, f, [0.3], values=1.5 * v)
+    seg, values = to_numpy(sec.segments), to_numpy(sec.values)
+    assert len(seg) > 0 and values.shape == (len(seg), 2, 3)
+    np.testing.assert_allclose(values[..., [0, 2]], 1.5 * seg, atol=1e-12)
+    np.testing.assert_allclose(values[..., 1], 1.5 * 0.3, atol=1e-12)
+    assert horizontal_sections(v, f, [0.3]).values is None
