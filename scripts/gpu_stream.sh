@@ -8,7 +8,7 @@
 # then: run(command="bash scripts/gpu_stream.sh", timeout_s=300, carry=[".whl"])
 #
 # Writes to $OUT: gpu.csv (the device), nvenc.log (whether h264_nvenc opens, and
-# tests/streaming/test_video_encoder.py with its gpu test: 40 frames of 1080p, encode p95 < 10 ms).
+# tests/streaming/test_video_encoder.py with its NVENC test: 40 frames of 1080p, encode p95 < 10 ms).
 # The rest of the stream (aiortc, pyrender) is not in that image either: the 1080p / 30 fps end to
 # end figures need `bench/stream.py --width 1920 --height 1080 --fps 30 --encoder h264_nvenc` on a
 # machine with both.

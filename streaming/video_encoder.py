@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90_000
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 CODECS = ("h264", "vp8")
-_UNUSABLE: dict[str, str] = {}  # encoder name -> why it did not open in this process
+_UNUSABLE: dict[tuple, str] = {}  # (encoder name, width, height) -> why it did not open in this process
 
 
 def _configure(ctx: av.CodecContext, name: str, fps: int) -> None:
@@ -37,7 +37,7 @@ def _configure(ctx: av.CodecContext, name: str, fps: int) -> None:
         # NVENC's fastest preset tuned for ultra-low latency, constant bit rate, an IDR frame when a
         # keyframe is asked for. Without a global header FFmpeg has NVENC repeat SPS/PPS at each IDR.
         ctx.options = {"preset": "p1", "tune": "ull", "rc": "cbr", "zerolatency": "1", "delay": "0",
-                       "forced-idr": "1", "profile": "baseline", "level": "4.0"}
+                       "forced-idr": "1", "profile": "baseline"}  # level: NVENC's choice for the size
     else:
         ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}
         ctx.thread_count = 2
@@ -50,7 +50,8 @@ class SharedEncoder:
     codec : `h264` or `vp8` (libvpx). encoder : for H.264, `libx264`, `h264_nvenc` (NVIDIA's
     hardware encoder; FitroomError `encoder_unavailable` when it does not open: no NVIDIA GPU or
     driver) or `auto`: h264_nvenc where it opens, else libx264. `name` is the encoder in use.
-    A failed open is remembered for the process, so `auto` tries NVENC once."""
+    Under `auto` a failed open is remembered for the process and size, so NVENC is tried once;
+    an encoder asked for by name is tried every time (a busy GPU's session limit passes)."""
 
     def __init__(self, codec: str, width: int, height: int, fps: int, bitrate: int, encoder: str = "auto"):
         if codec not in CODECS or encoder not in STREAM_ENCODERS:
@@ -59,26 +60,29 @@ class SharedEncoder:
             names = ["libvpx"]
         else:
             names = ["h264_nvenc", "libx264"] if encoder == "auto" else [encoder]
+        why = "unknown error"
         for name in names:
-            if name in _UNUSABLE:
+            key = (name, width, height)
+            if encoder == "auto" and key in _UNUSABLE:
                 continue
-            ctx = av.CodecContext.create(name, "w")
-            ctx.width, ctx.height = width, height
-            ctx.pix_fmt = "yuv420p"
-            ctx.bit_rate = bitrate
-            ctx.framerate = fractions.Fraction(fps, 1)
-            ctx.time_base = TIME_BASE
-            _configure(ctx, name, fps)
             try:
+                ctx = av.CodecContext.create(name, "w")
+                ctx.width, ctx.height = width, height
+                ctx.pix_fmt = "yuv420p"
+                ctx.bit_rate = bitrate
+                ctx.framerate = fractions.Fraction(fps, 1)
+                ctx.time_base = TIME_BASE
+                _configure(ctx, name, fps)
                 ctx.open()
-            except (av.FFmpegError, OSError) as e:  # no NVIDIA device or driver: EPERM, ENOSYS, ...
-                _UNUSABLE[name] = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
-                log.info("video encoder %s did not open (%s)", name, _UNUSABLE[name])
+            # No NVIDIA device or driver: EPERM, ENOSYS, ...; an FFmpeg built without it: ValueError.
+            except (av.FFmpegError, OSError, ValueError) as e:
+                why = _UNUSABLE[key] = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
+                log.info("video encoder %s did not open at %dx%d (%s)", name, width, height, why)
                 continue
             self.codec, self.name = ctx, name
             return
-        raise FitroomError("encoder_unavailable", f"The video encoder {names[-1]} could not be opened here "
-                           f"({_UNUSABLE.get(names[-1], 'unknown error')}); use FITROOM_STREAM_ENCODER=auto.")
+        raise FitroomError("encoder_unavailable", f"The video encoder {names[-1]} could not be opened here at "
+                           f"{width}x{height} ({why}); use FITROOM_STREAM_ENCODER=auto.")
 
     def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet]:
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
