@@ -255,16 +255,18 @@ def uploaded_body(model, digest: str, blobs: BlobStore) -> tuple[np.ndarray, str
 
 
 def garment_mesh(model, garment: CatalogGarment, size: str, blobs: BlobStore) -> Garment:
-    """The `Garment` that drapes for `size`: its model's lod0 around the reference body.
+    """The `Garment` that drapes for `size`: its model's lod0 around the reference body, with its
+    texture coordinates and maps where it has them (`read_garment_material`).
 
     `size_chart` and `modelled_size` ride along for the size advice (`assets.try_on.size_ranking`).
     """
-    from assets.garment_io import read_garment_mesh
+    from assets.garment_io import read_garment_material, read_garment_mesh
     from assets.procedural_garments import reference_body
 
     gone = FitroomError("no_tryon_model", f"The 3D model of {garment.name} is no longer in the store (was it deleted?).")
     with _glb_file(blobs, garment.mesh_digest(size), gone) as path:
         vertices, faces = read_garment_mesh(path)
+        material = read_garment_material(path)
     ref = garment.reference
     if ref.get("digest"):
         body, sex = uploaded_body(model, ref["digest"], blobs)
@@ -272,4 +274,4 @@ def garment_mesh(model, garment: CatalogGarment, size: str, blobs: BlobStore) ->
         body, sex = reference_body(model, ref["size"], ref["sex"])[1], ref["sex"]
     return Garment(vertices=vertices, faces=faces, attached=np.zeros(len(vertices), bool), body_vertices=body,
                    kind="custom", size=size, sex=sex, size_chart=garment.size_chart,
-                   modelled_size=garment.modelled_size(size))
+                   modelled_size=garment.modelled_size(size), material=material)

@@ -8,6 +8,22 @@ import numpy as np
 
 
 @dataclasses.dataclass
+class GarmentMaterial:
+    """How a garment looks, per vertex of `Garment.vertices` (as read: seams not welded).
+
+    uv : (N, 2) float32 texture coordinates, origin bottom-left (OpenGL's; trimesh flips glTF's).
+    texture : (h, w, 3 or 4) uint8 sRGB base colour image, or None.
+    normal_map : (h, w, 3) uint8 tangent-space normal map, or None.
+    roughness : float in [0, 1], or (h, w) uint8 roughness map.
+    """
+
+    uv: np.ndarray
+    texture: np.ndarray | None = None
+    normal_map: np.ndarray | None = None
+    roughness: object = 0.85
+
+
+@dataclasses.dataclass
 class Garment:
     """A garment mesh around the body it was authored on.
 
@@ -23,6 +39,7 @@ class Garment:
     size_chart : a catalogue garment's size chart {size: {chest_cm, waist_cm, hip_cm, length_cm}} (the
         brand's garment measurements, cm), or None; the size advice ranks its sizes.
     modelled_size : the chart size the mesh was made in, when known (its design ease is read there).
+    material : its texture coordinates and PBR maps (a catalogue garment's GLB), or None.
     """
 
     vertices: np.ndarray
@@ -35,3 +52,4 @@ class Garment:
     girths_cm: dict = dataclasses.field(default_factory=dict)
     size_chart: dict | None = None
     modelled_size: str | None = None
+    material: GarmentMaterial | None = None

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.garment import GarmentMaterial
 from avatar.mesh_io import checked_mesh_path
 from fitroom.errors import FitroomError
 
-__all__ = ["SUPPORTED_SUFFIXES", "MAX_VERTICES", "read_garment_mesh"]
+__all__ = ["SUPPORTED_SUFFIXES", "MAX_VERTICES", "read_garment_mesh", "read_garment_material"]
 
 SUPPORTED_SUFFIXES = (".glb", ".gltf", ".obj")
 MAX_VERTICES = 250_000
@@ -61,17 +62,22 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(vertices, np.float64).reshape(-1, 3), np.array(faces, np.int64).reshape(-1, 3)
 
 
-def _read_gltf(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _gltf_meshes(path: Path):
+    """(trimesh.Trimesh, (4, 4) world matrix) of each triangle mesh the default scene shows, in
+    trimesh's scene order (the order of `read_garment_mesh`'s vertices)."""
     import trimesh
 
     scene = trimesh.load(str(path), force="scene", process=False, maintain_order=True)
-    vertices, faces, count = [], [], 0
     for node in scene.graph.nodes_geometry:
         matrix, name = scene.graph[node]
         mesh = scene.geometry[name]
-        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-            continue
-        matrix = np.asarray(matrix, np.float64)
+        if isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) > 0:
+            yield mesh, np.asarray(matrix, np.float64)
+
+
+def _read_gltf(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    vertices, faces, count = [], [], 0
+    for mesh, matrix in _gltf_meshes(path):
         f = np.asarray(mesh.faces, np.int64)
         if np.linalg.det(matrix[:3, :3]) < 0:
             f = f[:, ::-1]
@@ -150,3 +156,42 @@ def read_garment_mesh(path) -> tuple[np.ndarray, np.ndarray]:
             f"{MIN_DIAGONAL_M * 100:.0f} cm to {MAX_DIAGONAL_M:.0f} m: it {_unit_hint(diagonal)}.",
         )
     return vertices, faces
+
+
+def _image(texture) -> np.ndarray | None:
+    """A trimesh material's texture (PIL image or None) as (h, w, 3 or 4) uint8."""
+    if texture is None:
+        return None
+    a = np.asarray(texture.convert("RGBA" if "A" in texture.mode else "RGB"), np.uint8)
+    return a if a.ndim == 3 and min(a.shape[:2]) > 0 else None
+
+
+def read_garment_material(path) -> GarmentMaterial | None:
+    """The look of a glTF garment, aligned with `read_garment_mesh`'s vertices: texture coordinates
+    and the first mesh's PBR material (base colour texture, normal map, roughness: the green
+    channel of the metallic-roughness texture times its factor, or the factor alone). None for an
+    OBJ, or where a mesh has no texture coordinates or the first has no base colour texture or
+    normal map (the garment is then drawn in its colourway, as before)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".glb", ".gltf"):
+        return None
+    uvs, material = [], None
+    for mesh, _ in _gltf_meshes(path):
+        visual = mesh.visual
+        uv = getattr(visual, "uv", None)
+        if uv is None or len(uv) != len(mesh.vertices):
+            return None
+        uvs.append(np.asarray(uv, np.float32))
+        material = material or getattr(visual, "material", None)
+    if not uvs or material is None:
+        return None
+    texture = _image(getattr(material, "baseColorTexture", None))
+    normal_map = _image(getattr(material, "normalTexture", None))
+    if texture is None and normal_map is None:
+        return None
+    factor = getattr(material, "roughnessFactor", None)
+    factor = 1.0 if factor is None else float(factor)
+    mr = _image(getattr(material, "metallicRoughnessTexture", None))
+    roughness = factor if mr is None else np.clip(mr[..., 1].astype(np.float32) * factor, 0, 255).astype(np.uint8)
+    return GarmentMaterial(uv=np.concatenate(uvs), texture=texture, normal_map=None if normal_map is None else normal_map[..., :3],
+                           roughness=roughness)

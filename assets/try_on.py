@@ -150,6 +150,26 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
     return Look(garment, body, result, ease, size_ranking(model, garment, body), fabric)
 
 
+def garment_surface(look: Look) -> dict:
+    """The draped garment as drawn: `FrameSource.set_look` / `look_export` keyword arguments
+    garment_vertices (N, 3), garment_faces (M, 3) and, for a garment with a material, uv, texture,
+    normal_map, roughness; `fitmap_colors` (N, 3) the strain colours.
+
+    A textured garment is drawn on its own vertices and faces as read, seams not welded (the drape
+    welds them: each vertex takes its welded vertex's draped position), so that each side of a UV
+    seam keeps its own texture coordinates."""
+    from streaming.fitmap import strain_colors
+
+    r, material = look.result, look.garment.material
+    colours = strain_colors(r.strain_percent)
+    if material is None:
+        return {"garment_vertices": r.positions, "garment_faces": r.faces, "fitmap_colors": colours}
+    row = np.maximum(r.vertex_map, 0)  # -1: a vertex no face uses; any position does
+    return {"garment_vertices": r.positions[row], "garment_faces": look.garment.faces, "fitmap_colors": colours[row],
+            "uv": material.uv, "texture": material.texture, "normal_map": material.normal_map,
+            "roughness": material.roughness}
+
+
 def fits(look: Look) -> bool:
     return float(np.percentile(look.result.strain_percent, 95)) <= TOO_TIGHT_STRAIN
 

@@ -380,15 +380,21 @@ async def stats(session_id: str, hub: HubDep) -> dict:
 
 
 def _look_args(session: TryOnSession) -> dict:
-    """The arguments of `look_export.look_glb/look_usdz`: the look in the session's colourway."""
+    """The arguments of `look_export.look_glb/look_usdz`: the look with the garment's own maps, or
+    in the session's colourway."""
     import numpy as np
+
+    from assets.try_on import garment_surface
 
     if session.look is None:
         raise FitroomError("not_ready", f"The try-on is {session.status}; the look is there once it is ready.")
-    r = session.look.result
+    surface = garment_surface(session.look)
+    del surface["fitmap_colors"]
+    textured = surface.get("texture") is not None
+    surface["garment_vertices"] = np.asarray(surface["garment_vertices"], np.float32)
+    surface["garment_faces"] = np.asarray(surface["garment_faces"], np.int32)
     return {"body_vertices": np.asarray(session.look.body.vertices, np.float32), "body_faces": session.body_faces,
-            "garment_vertices": np.asarray(r.positions, np.float32), "garment_faces": np.asarray(r.faces, np.int32),
-            "garment_colors": np.asarray(session.colour, np.float32)}
+            "garment_colors": None if textured else np.asarray(session.colour, np.float32), **surface}
 
 
 @router.get("/{session_id}/look.glb", response_class=Response)

@@ -372,10 +372,12 @@ def _default_factory(width: int, height: int):
 
 
 def _show_look(fs, look, body_faces, garment_rgb) -> None:
-    """Puts a look into a frame source (on the render thread)."""
-    from streaming.fitmap import strain_colors
+    """Puts a look into a frame source (on the render thread): a textured garment with its maps,
+    any other in the colourway `garment_rgb`."""
+    from assets.try_on import garment_surface
 
-    r = look.result
-    fs.set_look(np.asarray(look.body.vertices, np.float32), body_faces, np.asarray(r.positions, np.float32),
-                np.asarray(r.faces, np.int32), garment_colors=np.asarray(garment_rgb, np.float32),
-                fitmap_colors=np.asarray(strain_colors(r.strain_percent), np.float32))
+    surface = garment_surface(look)
+    vertices, faces = surface.pop("garment_vertices"), surface.pop("garment_faces")
+    colour = None if surface.get("texture") is not None else np.asarray(garment_rgb, np.float32)
+    fs.set_look(np.asarray(look.body.vertices, np.float32), body_faces, np.asarray(vertices, np.float32),
+                np.asarray(faces, np.int32), garment_colors=colour, **surface)

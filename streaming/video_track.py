@@ -32,12 +32,31 @@ from streaming.video_encoder import TIME_BASE, VIDEO_CLOCK, SharedEncoder
 log = logging.getLogger(__name__)
 
 
+STATS_WINDOW_S = 5.0  # the stats' percentiles cover the frames of the last 5 s
+
+
 def percentiles(values) -> dict:
     """p50 and p95 of `values` (ms), None when there are none."""
     v = list(values)
     if not v:
         return {"p50": None, "p95": None}
     return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
+
+
+class RecentMs:
+    """Durations (ms) of the frames of the last `window` seconds (at most `maxlen` of them), so that
+    the stats describe what happens now: a still picture after a turn shows no render times, and
+    the first frame's GL set-up (200 ms) leaves the figures after 5 s."""
+
+    def __init__(self, window: float = STATS_WINDOW_S, maxlen: int = 600):
+        self.window, self._items = window, collections.deque(maxlen=maxlen)
+
+    def append(self, ms: float) -> None:
+        self._items.append((time.monotonic(), ms))
+
+    def percentiles(self) -> dict:
+        now = time.monotonic()
+        return percentiles(ms for t, ms in self._items if now - t <= self.window)
 
 
 class SessionVideoTrack(MediaStreamTrack):
@@ -62,9 +81,9 @@ class SessionVideoTrack(MediaStreamTrack):
         self.counter = 0
         # Per frame: the wait for its render (pipelined: less than the render when frames change) plus
         # stamp, convert and encode: what the track adds to the frame interval.
-        self.frame_ms = collections.deque(maxlen=300)
-        self.render_ms = collections.deque(maxlen=300)  # frames actually rendered (not reused)
-        self.encode_ms = collections.deque(maxlen=300)
+        self.frame_ms = RecentMs()
+        self.render_ms = RecentMs()  # frames actually rendered (not reused)
+        self.encode_ms = RecentMs()
         self.sent_at = collections.deque(maxlen=300)
         self.stamped_at: collections.OrderedDict[int, float] = collections.OrderedDict()  # counter -> time.time()
         self._keyframe = threading.Event()
@@ -91,8 +110,9 @@ class SessionVideoTrack(MediaStreamTrack):
         recent = [t for t in self.sent_at if now - t <= 2.0]
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 and recent[-1] > recent[0] else 0.0
         return {"fps": round(fps, 1), "frames": self.counter, "codec": self.codec_name,
-                "encoder": self.encoder.name if self.encoder else "aiortc", "encode_once": self.shared_encode, "render_ms": percentiles(self.render_ms),
-                "encode_ms": percentiles(self.encode_ms), "frame_ms": percentiles(self.frame_ms)}
+                "encoder": self.encoder.name if self.encoder else "aiortc", "encode_once": self.shared_encode,
+                "render_ms": self.render_ms.percentiles(), "encode_ms": self.encode_ms.percentiles(),
+                "frame_ms": self.frame_ms.percentiles()}
 
     def recent_stamps(self, n: int = 40) -> list:
         """[[counter, epoch ms], ...] of the last `n` frames sent, for latency measurement."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assets.garment_io import read_garment_mesh
+from assets.garment_io import read_garment_material, read_garment_mesh
 from avatar.glb_export import body_glb_bytes
 from fitroom.errors import FitroomError
 
@@ -158,3 +158,43 @@ def test_khronos_broken_glbs_give_fitroom_errors_only():
     # None of these samples holds a triangle mesh.
     assert set(codes.values()) <= {"unreadable_mesh", "no_triangles"}, codes
     assert codes["invalid_magic.glb"] == codes["empty_file.glb"] == codes["bom.glb"] == "unreadable_mesh"
+
+
+def test_material_comes_with_the_vertices_as_read(tmp_path):
+    """Texture coordinates line up with read_garment_mesh's vertices across two meshes; the base
+    colour texture, the normal map and roughness (metallic-roughness green channel x factor)."""
+    import trimesh
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    quad = np.array([[0, 0, 0], [0.3, 0, 0], [0.3, 0.3, 0], [0, 0.3, 0]], float)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
+    texture = Image.fromarray(np.full((4, 4, 3), (250, 10, 10), np.uint8))
+    normal_map = Image.fromarray(np.full((4, 4, 3), (128, 128, 255), np.uint8))
+    mr = Image.fromarray(np.full((4, 4, 3), (0, 200, 0), np.uint8))
+    material = PBRMaterial(baseColorTexture=texture, normalTexture=normal_map, metallicRoughnessTexture=mr,
+                           roughnessFactor=0.5)
+    scene = trimesh.Scene()
+    for k in range(2):
+        visual = trimesh.visual.TextureVisuals(uv=uv * (k + 1) / 2, material=material)
+        scene.add_geometry(trimesh.Trimesh(quad + [0, 0, 0.1 * k], faces, visual=visual, process=False), node_name=f"n{k}")
+    path = tmp_path / "textured.glb"
+    scene.export(path)
+    vertices, _ = read_garment_mesh(path)
+    m = read_garment_material(path)
+    assert m.uv.shape == (len(vertices), 2) == (8, 2)
+    near = vertices[:, 2] < 0.05  # the first quad's vertices carry the first quad's coordinates
+    assert np.ptp(m.uv[near], axis=0).tolist() == pytest.approx([0.5, 0.5]) and np.ptp(m.uv[~near], axis=0).tolist() == pytest.approx([1, 1])
+    assert m.texture.shape == (4, 4, 3) and tuple(m.texture[0, 0]) == (250, 10, 10)
+    assert m.normal_map.shape == (4, 4, 3)
+    assert m.roughness.dtype == np.uint8 and int(m.roughness[0, 0]) == 100  # 200 x 0.5
+
+
+def test_no_material_without_texture_coordinates_or_for_obj(tmp_path):
+    path = tmp_path / "plain.glb"
+    path.write_bytes(body_glb_bytes(np.array([[0, 0, 0], [0.3, 0, 0], [0, 0.3, 0]], np.float32), np.array([[0, 1, 2]], np.int32)))
+    assert read_garment_material(path) is None
+    obj = tmp_path / "plain.obj"
+    obj.write_text("v 0 0 0\nv 0.3 0 0\nv 0 0.3 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    assert read_garment_material(obj) is None

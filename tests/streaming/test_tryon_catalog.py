@@ -30,6 +30,34 @@ def skirt(body_model_cpu):
     return body_glb_bytes(np.asarray(g.vertices, np.float32), np.asarray(g.faces, np.int32), name="skirt"), g.girths_cm
 
 
+STRIPES = ((200, 30, 30), (30, 60, 200))  # the textured skirt's red and blue bands, sRGB
+
+
+@pytest.fixture(scope="module")
+def textured_skirt(body_model_cpu):
+    """The skirt with texture coordinates, a texture of horizontal red and blue bands, a normal map
+    and a roughness factor, as GLB bytes (trimesh's exporter, as a brand's tool would write it)."""
+    import io
+
+    import trimesh
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+
+    from assets.procedural_garments import procedural_garment
+
+    g = procedural_garment(body_model_cpu, "skirt", "M", "female", target_vertices=1500)
+    v = g.vertices
+    uv = np.stack([np.arctan2(v[:, 0], v[:, 2]) / (2 * np.pi) + 0.5, (v[:, 1] - v[:, 1].min()) / np.ptp(v[:, 1])], 1)
+    bands = np.array(STRIPES, np.uint8)[(np.arange(64) // 8) % 2]  # 8 bands over the skirt's height
+    texture = Image.fromarray(np.repeat(bands[:, None, :], 64, axis=1))
+    normal_map = Image.fromarray(np.full((16, 16, 3), (128, 128, 255), np.uint8))
+    material = PBRMaterial(baseColorTexture=texture, normalTexture=normal_map, roughnessFactor=0.7, metallicFactor=0.0)
+    mesh = trimesh.Trimesh(v, g.faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material), process=False)
+    buf = io.BytesIO()
+    mesh.export(buf, file_type="glb")
+    return buf.getvalue(), g.girths_cm
+
+
 def skirt_product(girths: dict, **changes) -> dict:
     w, h = round(girths["waist"], 1), round(girths["hip"], 1)
     chart = {s: {"waist_cm": w + d, "hip_cm": h + d, "length_cm": 60.0} for s, d in (("S", -6.0), ("M", 0.0), ("L", 6.0))}
@@ -110,6 +138,34 @@ def test_a_published_catalogue_garment_drapes_with_its_chart_fabric_and_colourwa
     look = shop.get(f"{TRYON}/{doc['id']}/look.glb")
     assert look.status_code == 200 and look.content[:4] == b"glTF"
     check_error(shop.post(TRYON, json={"garment": {"product_id": pid}, "size": "XXL"}), 422, "bad_size")
+    close(shop, doc)
+
+
+def test_a_textured_garment_is_shown_and_exported_with_its_maps(shop, textured_skirt):
+    """The brand's texture, normal map and roughness reach the live picture and look.glb: the
+    session draws the garment on its own vertices with their texture coordinates."""
+    import json
+    import struct
+
+    glb, girths = textured_skirt
+    pid = add_product(shop, skirt_product(girths, sku="SK-T", status="published"), glb)
+    r = shop.post(TRYON, json={"avatar": {"sex": "female", "size": "M"}, "garment": {"product_id": pid}})
+    doc = wait_ready(shop, r.json())
+    assert doc["status"] == "ready", doc
+    session = shop.app.state.tryon.registry.get(doc["id"])
+    assert session.look.garment.material is not None
+    frame = session.call_render(lambda fs: fs.frame()).result(timeout=30).astype(int)
+    red = (frame[..., 0] > 2 * frame[..., 2]) & (frame[..., 0] > 90)
+    blue = (frame[..., 2] > 2 * frame[..., 0]) & (frame[..., 2] > 90)
+    assert red.sum() > 500 and blue.sum() > 500, (red.sum(), blue.sum())  # both bands, not one colourway
+
+    look = shop.get(f"{TRYON}/{doc['id']}/look.glb").content
+    gltf = json.loads(look[20:20 + struct.unpack("<I", look[12:16])[0]])
+    attributes = [p["attributes"] for m in gltf["meshes"] for p in m["primitives"]]
+    assert sum("TEXCOORD_0" in a for a in attributes) == 1  # the garment's, not the body's
+    textured = [m for m in gltf["materials"] if "baseColorTexture" in m.get("pbrMetallicRoughness", {})]
+    assert len(textured) == 1 and "normalTexture" in textured[0]
+    assert textured[0]["pbrMetallicRoughness"].get("roughnessFactor") == pytest.approx(0.7)
     close(shop, doc)
 
 
