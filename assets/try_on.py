@@ -150,10 +150,12 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
     return Look(garment, body, result, ease, size_ranking(model, garment, body), fabric)
 
 
-def garment_surface(look: Look) -> dict:
-    """The draped garment as drawn: `FrameSource.set_look` / `look_export` keyword arguments
-    garment_vertices (N, 3), garment_faces (M, 3) and, for a garment with a material, uv, texture,
-    normal_map, roughness; `fitmap_colors` (N, 3) the strain colours.
+def garment_surface(look: Look, colour) -> dict:
+    """The draped garment as drawn: the garment's `FrameSource.set_look` / `look_export` keyword
+    arguments. garment_vertices (N, 3) float32, garment_faces (M, 3) int32, fitmap_colors (N, 3)
+    float32 (the strain colours), garment_colors: `colour` (3,) linear RGB (the colourway), or
+    None for a garment with a base colour texture (its texture is its colour); and for a garment
+    with a material uv, texture, normal_map, roughness.
 
     A textured garment is drawn on its own vertices and faces as read, seams not welded (the drape
     welds them: each vertex takes its welded vertex's draped position), so that each side of a UV
@@ -161,13 +163,16 @@ def garment_surface(look: Look) -> dict:
     from streaming.fitmap import strain_colors
 
     r, material = look.result, look.garment.material
-    colours = strain_colors(r.strain_percent)
-    if material is None:
-        return {"garment_vertices": r.positions, "garment_faces": r.faces, "fitmap_colors": colours}
-    row = np.maximum(r.vertex_map, 0)  # -1: a vertex no face uses; any position does
-    return {"garment_vertices": r.positions[row], "garment_faces": look.garment.faces, "fitmap_colors": colours[row],
-            "uv": material.uv, "texture": material.texture, "normal_map": material.normal_map,
-            "roughness": material.roughness}
+    row = np.arange(len(r.positions)) if material is None else np.maximum(r.vertex_map, 0)  # -1: unused vertex
+    out = {"garment_vertices": np.asarray(r.positions[row], np.float32),
+           "garment_faces": np.asarray(r.faces if material is None else look.garment.faces, np.int32),
+           "fitmap_colors": np.asarray(strain_colors(r.strain_percent)[row], np.float32),
+           "garment_colors": np.asarray(colour, np.float32)}
+    if material is not None:
+        out.update(uv=material.uv, texture=material.texture, normal_map=material.normal_map, roughness=material.roughness)
+        if material.texture is not None:
+            out["garment_colors"] = None
+    return out
 
 
 def fits(look: Look) -> bool:

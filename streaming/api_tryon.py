@@ -388,13 +388,10 @@ def _look_args(session: TryOnSession) -> dict:
 
     if session.look is None:
         raise FitroomError("not_ready", f"The try-on is {session.status}; the look is there once it is ready.")
-    surface = garment_surface(session.look)
+    surface = garment_surface(session.look, session.colour)
     del surface["fitmap_colors"]
-    textured = surface.get("texture") is not None
-    surface["garment_vertices"] = np.asarray(surface["garment_vertices"], np.float32)
-    surface["garment_faces"] = np.asarray(surface["garment_faces"], np.int32)
     return {"body_vertices": np.asarray(session.look.body.vertices, np.float32), "body_faces": session.body_faces,
-            "garment_colors": None if textured else np.asarray(session.colour, np.float32), **surface}
+            **surface}
 
 
 @router.get("/{session_id}/look.glb", response_class=Response)

@@ -376,8 +376,4 @@ def _show_look(fs, look, body_faces, garment_rgb) -> None:
     any other in the colourway `garment_rgb`."""
     from assets.try_on import garment_surface
 
-    surface = garment_surface(look)
-    vertices, faces = surface.pop("garment_vertices"), surface.pop("garment_faces")
-    colour = None if surface.get("texture") is not None else np.asarray(garment_rgb, np.float32)
-    fs.set_look(np.asarray(look.body.vertices, np.float32), body_faces, np.asarray(vertices, np.float32),
-                np.asarray(faces, np.int32), garment_colors=colour, **surface)
+    fs.set_look(np.asarray(look.body.vertices, np.float32), body_faces, **garment_surface(look, garment_rgb))
