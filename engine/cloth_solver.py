@@ -16,10 +16,11 @@ Anderson acceleration of the passes (Peng et al. 2018) recovers about five plain
 
 One step (`ClothSolver.step`): predict y = x + h v + h^2 g; find the body contacts at y (closest
 point and normal, `colliders`) and project y out of the skin; hold touching vertices by springs
-to their contact anchors inside the global step (`_update_anchors`, static friction with Coulomb
-slip in `_slip`); `iterations` times: local step, global solve; cap the step's motion; push
-self-contacts apart (`self_collision.repel`); find the contacts again and project out of the skin;
-v = (x - x0) / h, damped, with Coulomb friction on the tangential velocity of touching vertices.
+to their contact anchors inside the global step (`_update_anchors`: static friction; a vertex
+whose hold pulls harder than Coulomb's limit lets go and slides, `_slip`); `iterations` times: local
+step, global solve; cap the step's motion; push self-contacts apart (`self_collision.repel`); find
+the contacts again and project out of the skin; kinetic Coulomb friction on the step's tangential
+motion of pushed vertices (`_friction`; one it stops sticks again); v = (x - x0) / h, damped.
 Constraint weights (N*m) are stiffness times rest area: stretch k A (1/2 w (|f| - 1)^2 =
 1/2 k A strain^2), shear 2 G A (the projection splits the shear angle between the two columns).
 """
@@ -232,6 +233,7 @@ class ClothSolver:
         self._hold = xp.zeros(n)  # the factorised hold weights (N,), this step
         self._factorise_holds(np.zeros(n, bool))
         self._touching = xp.zeros(n, bool)
+        self._sliding = xp.zeros(n, bool)  # touching vertices that static friction let go
         self._anchor = self.model.rest_positions.copy()  # where each touching vertex sticks
         self._pairs = None
         self._searched_at = None
@@ -306,11 +308,12 @@ class ClothSolver:
         x = y
         rhs_base = inertia * y + fixed_rhs
         if self.collider is not None and st.contact_hold > 0:
-            hold = self._hold = self._update_anchors(x0, closest, normal, signed, active)
+            hold = self._hold = self._update_anchors(x0, y, closest, normal, signed, active)
             rhs_base = rhs_base + hold[:, None] * self._anchor
         x = self._local_global(x, rhs_base)
+        let_go = xp.zeros(model.n_vertices, bool)
         if self.collider is not None and st.contact_hold > 0:
-            self._slip(x, hold)
+            let_go = self._slip(x, hold)
         # The global step knows nothing of the body: a badly stretched start can pull cloth
         # centimetres in one step, through a thigh. The step's motion is capped, and contacts
         # are found again where the cloth ended up.
@@ -324,16 +327,19 @@ class ClothSolver:
         if self.collider is not None:
             closest, normal, signed = self.collider.contacts(x)
             x, push = self._project(x, closest, normal, xp.ones(model.n_vertices, bool))
-            # The projected x keeps x's closest points and normals; its distances grew by the push.
-            self._contacts = (x, (closest, normal, signed + push))
             push_total += push
             self.last_contact_force = model.mass * push_total / h**2
+            x, stuck = self._friction(x, x0, normal, push_total)
+            stopped = self._sliding & stuck  # sticks again, from where it stopped
+            self._anchor = xp.where(stopped[:, None], x, self._anchor)
+            self._sliding = (self._sliding & ~stopped) | let_go
+            # The projected x keeps x's closest points and normals (friction moved it along the
+            # skin, less than a step's motion); its distances grew by the push.
+            self._contacts = (x, (closest, normal, signed + push))
         # Velocity from the solve plus the body's push; the self-contact correction only moves
         # positions (Jacobi-averaged pushes overshoot and would otherwise keep the cloth shaking).
         moved = solved + (x - solved) * (push_total > 0)[:, None] if self.self_thickness > 0 else x
         v = (moved - x0) / h * np.exp(-st.damping * h)
-        if self.collider is not None:
-            v = self._friction(v, normal, push_total / h)
         state_out.positions, state_out.velocities = x, v
 
     def _local_global(self, x, rhs_base):
@@ -443,27 +449,31 @@ class ClothSolver:
             p, rz = z + (rz_new / rz) * p, rz_new
         return dx
 
-    def _update_anchors(self, x0, closest, normal, signed, active):
+    def _update_anchors(self, x0, y, closest, normal, signed, active):
         """Static friction for touching vertices: returns their hold weights (N,).
 
         A vertex that touches the skin (within contact_gap of the skin offset; it lets go beyond
         twice that, so the set does not flicker) is held by a spring w |x - a|^2 inside the
         global step to an anchor a: where it first touched, pushed out of the skin. The body so
         carries the cloth's weight and tension where they meet, instead of a projection after
-        the solve that the next solve undoes. `_slip` moves anchors whose pull exceeds Coulomb's
-        limit, so cloth still slides where it should. The global matrix is refactorised (60 ms
-        for 5k vertices on one CPU core) when more than 10 % of the held set has changed.
+        the solve that the next solve undoes. A vertex whose spring must pull harder along the
+        skin than Coulomb's limit slides instead (`_slip`): it leaves the held set, and kinetic
+        friction acts on its motion (`_friction`) until that stops it. The global matrix is
+        refactorised (60 ms for 5k vertices on one CPU core) when more than 10 % of the held set
+        has changed; a sliding vertex still in the factorised set is pulled to its predicted
+        position y (N, 3), out of the skin, so its hold carries no friction.
         """
         xp, st = self.model.xp, self.settings
         gap = signed - st.skin_offset
         touching = (gap < st.contact_gap) | (self._touching & (gap < 2.0 * st.contact_gap))
-        # Vertices that keep touching keep their anchor; any other is anchored where it starts.
-        keep = touching & self._touching
+        # Vertices that keep sticking keep their anchor; any other is anchored where it starts.
+        keep = touching & self._touching & ~self._sliding
         start, _ = self._project(x0, closest, normal, active)
-        self._anchor = xp.where(keep[:, None], self._anchor, start)
+        self._sliding &= touching
+        self._anchor = xp.where(self._sliding[:, None], y, xp.where(keep[:, None], self._anchor, start))
         self._touching = touching
         self._contact_normal = normal
-        host = to_numpy(touching)
+        host = to_numpy(touching & ~self._sliding)
         if (host != self._held).sum() > 0.1 * max(int(host.sum()), 1):
             self._factorise_holds(host)
         # The weights must be the factorised ones: a weight missing from the matrix but present
@@ -471,21 +481,21 @@ class ClothSolver:
         return xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))
 
     def _slip(self, x, hold):
-        """Moves anchors so that no spring pulls harder along the skin than mu times its push
-        into the skin (Coulomb); a vertex pulled harder slides, keeping the limit force."""
+        """(N,) bool: the held vertices at x (N, 3) to let go, whose springs pull them along the
+        skin harder than mu times their push into the skin: static friction cannot hold them."""
         xp = self.model.xp
         n = self._contact_normal
         d = self._anchor - x
         dn = rowdot(d, n)
-        dt = d - dn[:, None] * n
-        pull = rownorm(dt)
+        pull = rownorm(d - dn[:, None] * n)
         # Forces, N: the spring's pull along the skin against mu times the push into the skin
         # (the spring's normal part plus last step's projection force).
         normal_force = hold * xp.maximum(dn, 0.0) + self.last_contact_force
-        limit = self.model.fabric.friction * normal_force
-        force = hold * pull
-        scale = xp.where(force > limit, limit / xp.maximum(force, 1e-30), 1.0)
-        self._anchor = xp.where((hold > 0)[:, None], x + dn[:, None] * n + scale[:, None] * dt, self._anchor)
+        if self.model is not self.base_model:
+            # A relaxed membrane (`set_membrane_scale`) stretches under loads the true one carries;
+            # cloth let go then would slide where real fabric does not: it slides once stiffened.
+            return xp.zeros(len(x), bool)
+        return (hold > 0) & ~self._sliding & (hold * pull > self.model.fabric.friction * normal_force)
 
     def _self_contact(self, x, x0):
         """Vertex-triangle repulsion after the step's solve (see `self_collision`)."""
@@ -498,14 +508,19 @@ class ClothSolver:
             self._searched_at = x
         return repel(x, x0, self.model.faces, self._pairs, self.self_thickness, rest=self.model.rest_positions)
 
-    def _friction(self, v, normal, dv_normal):
-        """Coulomb friction on velocities (N, 3): the tangential speed of a vertex the contact
-        stopped by dv_normal (N,) m/s drops by up to mu * dv_normal (zero: it sticks).
+    def _friction(self, x, x0, normal, push):
+        """Kinetic Coulomb friction on positions x (N, 3) that contact pushed `push` (N,) m out of
+        the skin this step: each one's motion along the skin since x0 shrinks by up to
+        mu * push (position-level, as Macklin et al. 2014). Returns (x, stuck (N,) bool: the
+        pushed vertices it stopped).
 
-        Applied to velocities, not positions, so that it never undoes the step's membrane solve.
+        On positions, not only velocities, so that a resting vertex does not creep by the step's
+        h^2 g along a slope that friction holds it on; the step's membrane solve moved it first.
         """
         xp = self.model.xp
-        vt = v - (v * normal).sum(1, keepdims=True) * normal
-        speed = rownorm(vt)
-        scale = xp.maximum(1.0 - self.model.fabric.friction * dv_normal / xp.maximum(speed, 1e-12), 0.0)
-        return v - ((1.0 - scale) * (dv_normal > 0))[:, None] * vt
+        d = x - x0
+        dt = d - rowdot(d, normal)[:, None] * normal
+        slide = rownorm(dt)
+        cut = xp.minimum(self.model.fabric.friction * push, slide)
+        x = x - (cut / xp.maximum(slide, 1e-30))[:, None] * dt
+        return x, (push > 0) & (cut >= slide)

@@ -254,18 +254,25 @@ def slide_on_a_slope(friction: float, contact_hold: float, degrees: float = 20.0
     return float(((state.positions - v) @ downhill).mean())
 
 
-def test_friction_slows_sliding_without_contact_holds():
-    """Velocity-level Coulomb friction alone (`contact_hold=0`): on a 20 degree slope (tan 0.36)
-    the patch slides 342 mm in 1 s at mu 0.05, 183 mm at 0.2, 56 mm at 1.0."""
-    slides = [slide_on_a_slope(mu, contact_hold=0.0) for mu in (0.05, 0.2, 1.0)]
-    assert slides[0] > 0.25 and slides[0] > slides[1] > slides[2] > 0.0, slides
+def coulomb_slide(friction: float, degrees: float = 20.0, damping: float = 8.0, steps: int = 60, dt: float = 1 / 60) -> float:
+    """The slide (m) of a point mass under the solver's scheme: each step moves it h (v + h a), with
+    a = g (sin - mu cos) of the slope, then damps its velocity by exp(-damping h)."""
+    a = 9.81 * (np.sin(np.radians(degrees)) - friction * np.cos(np.radians(degrees)))
+    x = v = 0.0
+    for _ in range(steps):
+        x, v = x + dt * (v + dt * a), (v + dt * a) * np.exp(-damping * dt)
+    return x
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: the contact holds' anchors slip only by their spring's stretch "
-                   "(about 1e-7 m a step: hold 3110 N/m against 1.8e-4 N of tangential weight), so held cloth "
-                   "never slides, whatever its friction (docs/cloth.md, Known gaps)")
-def test_held_cloth_slides_down_a_slope_steeper_than_its_friction():
-    assert slide_on_a_slope(0.05, contact_hold=SolverSettings().contact_hold) > 0.1
+@pytest.mark.parametrize("contact_hold", [0.0, SolverSettings().contact_hold])
+def test_cloth_slides_down_a_slope_as_coulomb_says(contact_hold):
+    """A 20 degree slope (tan 0.364): cloth slides as a point mass with kinetic friction would,
+    held by the contact springs (the default) or not; it stays where friction exceeds the slope.
+    Measured: 341/178/70 mm (unheld), 335/175/69 mm (held) against 341/178/70 mm."""
+    for mu in (0.05, 0.2, 0.3):
+        assert slide_on_a_slope(mu, contact_hold) == pytest.approx(coulomb_slide(mu), rel=0.03), mu
+    for mu in (0.4, 1.0):
+        assert abs(slide_on_a_slope(mu, contact_hold)) < 0.001, mu
 
 
 def test_fabric_validation():

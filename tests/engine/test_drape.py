@@ -4,7 +4,7 @@ import pytest
 from engine.drape import DrapeSettings, drape
 from engine.fabrics import fabric_preset
 
-FAST = DrapeSettings(max_steps=60, min_steps=10)
+FAST = DrapeSettings(max_steps=100, min_steps=10)
 
 
 @pytest.fixture(scope="module")
