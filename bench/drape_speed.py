@@ -7,8 +7,10 @@ steps, relaxed, then stiffened, until its convergence test passes); Newton's VBD
 (bench/newton_peer.py) step 1/60 s frames of `--substeps` substeps and `--iterations` iterations
 until the cloth's fastest free vertex is slower than 1 cm/s. Reported per solver: time per substep (one fitroom step is one
 substep), time to the settled drape, penetration (mm) and strain p50/p95 (%, measured by fitroom on
-each result), and fitroom's ratio to each. At 40k only the per-substep time is measured (a few
-steps each) unless --settle-40k.
+each result), and fitroom's ratio to each. Per substep also at the same substeps and iterations:
+fitroom stepping Newton's substep (1/600 s by default) with Newton's iterations as local/global
+passes (`fitroom_at_newton_settings`, `fitroom_speedup_per_substep_same_settings`). At 40k only the
+per-substep time is measured (a few steps each) unless --settle-40k.
 
     .venv/bin/python bench/drape_speed.py [--device cpu|cuda:0] [--repeats 3]
 
@@ -48,6 +50,23 @@ def fitroom_run(garment, faces, fabric, xp, max_steps: int) -> dict:
             "settled": r.converged, "max_penetration_mm": round(float(r.penetration_mm.max()), 3),
             "strain_p50": round(float(p50), 1), "strain_p95": round(float(p95), 1),
             "self_intersections": r.self_intersections}
+
+
+def fitroom_equal_substep(garment, faces, fabric, xp, dt: float, iterations: int, steps=(10, 40)) -> dict:
+    """fitroom's time per substep at Newton's substep and iterations (dt s, `iterations` passes),
+    from the difference of two runs of `steps` steps (the set-up they share cancels), unrelaxed and
+    not stopped early."""
+    from engine.cloth_solver import SolverSettings
+    from engine.drape import DrapeSettings, drape
+
+    seconds = []
+    for n in steps:
+        settings = DrapeSettings(solver=SolverSettings(dt=dt, iterations=iterations), max_steps=n, min_steps=n,
+                                 relax_stiffness=0.0)
+        seconds.append(drape(garment.vertices, garment.faces, garment.body_vertices, garment.body_vertices, faces, fabric,
+                             attached=garment.attached, settings=settings, xp=xp).seconds)
+    return {"dt": dt, "iterations": iterations, "steps": list(steps), "seconds": [round(t, 3) for t in seconds],
+            "seconds_per_substep": round((seconds[1] - seconds[0]) / (steps[1] - steps[0]), 4)}
 
 
 def newton_run(newton, solver, garment, faces, fabric, device, substeps, iterations, max_frames) -> dict:
@@ -98,7 +117,8 @@ def main() -> int:
         runs = [fitroom_run(garment, faces, fabric, xp, steps) for _ in range(args.repeats if settle else 1)]
         mine = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
         mine["seconds_runs"] = [r["seconds"] for r in runs]
-        row = {"vertices": len(garment.vertices), "fitroom": mine}
+        equal = fitroom_equal_substep(garment, faces, fabric, xp, 1 / 60 / args.substeps, args.iterations)
+        row = {"vertices": len(garment.vertices), "fitroom": mine, "fitroom_at_newton_settings": equal}
         if newton is None:
             row["newton"] = {"error": missing}
         for solver in newton.SOLVERS if newton is not None else ():
@@ -106,6 +126,7 @@ def main() -> int:
                               args.max_frames if settle else 1)
             if "error" not in peer:
                 peer["fitroom_speedup_per_substep"] = round(peer["seconds_per_substep"] / mine["seconds_per_substep"], 3)
+                peer["fitroom_speedup_per_substep_same_settings"] = round(peer["seconds_per_substep"] / equal["seconds_per_substep"], 3)
                 if settle:
                     peer["fitroom_speedup_to_settle"] = round(peer["seconds"] / mine["seconds"], 3)
             row[f"newton_{solver}"] = peer

@@ -46,7 +46,7 @@ class ClothModel:
     stretch_warp, stretch_weft, shear : (F,) PD weights (N*m): stiffness times rest area (shear
         twice that, see `cloth_solver`).
     bending_rows, bending_cols, bending_values : COO triplets of the bending matrix
-        B L^T diag(1/A) L (N/m) over interior vertices (L: cotangent Laplacian): the quadratic
+        B L^T diag(1/A) L (N/m) over interior vertices (L: cotangent Laplacian, A: mixed areas): the quadratic
         bending energy of a fabric that is flat at rest (Bergou et al. 2006, Bouaziz et al. 2014).
     attached : (N,) bool; attach_targets : (N, 3) m, where attached vertices are held.
     """

@@ -360,17 +360,21 @@ class ClothSolver:
             return x
         dg, df = [], []
         g_prev = f_prev = None
+        norm_prev = None
         for _ in range(self.settings.iterations):
             gx = g(x)
             f = (gx - x).reshape(-1)
+            norm = float(f @ f)
+            if not np.isfinite(norm):
+                return gx  # no least squares on NaN: the caller sees the step fail (`drape.settle` undoes it)
             if f_prev is not None:
-                if float(f @ f) > float(f_prev @ f_prev):
+                if norm > norm_prev:
                     dg, df = [], []
                 else:
                     dg.append((gx - g_prev).reshape(-1))
                     df.append(f - f_prev)
                     dg, df = dg[-m:], df[-m:]
-            g_prev, f_prev = gx, f
+            g_prev, f_prev, norm_prev = gx, f, norm
             if df:
                 F = xp.stack(df, 1)
                 gamma = xp.linalg.lstsq(F, f, rcond=None)[0]
@@ -399,6 +403,8 @@ class ClothSolver:
             return 0.5 * float((x * ax).sum()) - float((x * rhs).sum()) + constant, ax - rhs, stretch
 
         e, grad, stretch = energy(x)
+        if not np.isfinite(e):  # no step exists; NaN positions tell the caller (`drape.settle` undoes it)
+            return xp.full_like(x, np.nan)
         for _ in range(self.settings.iterations):
             dx = self._newton_direction(grad, stretch, a_times)
             slope, t = float((grad * dx).sum()), 1.0

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.backend import array_namespace, rownorm
+from engine.backend import array_namespace, rownorm, segment_sum
 from engine.mesh_queries import face_sums_on_vertices
 from fitroom.errors import FitroomError
 
@@ -129,8 +129,8 @@ def cotangent_laplacian(vertices, faces):
     """The cotangent Laplacian as COO triplets (rows, cols, values) and vertex areas (N,).
 
     L x at vertex i = sum_j (cot a_ij + cot b_ij) / 2 (x_j - x_i): zero at interior vertices of a
-    flat mesh, 2 H n A_i on a curved one. Vertex areas are a third of the incident triangles'.
-    Cotangents are clamped to +-10 so that slivers cannot produce huge weights.
+    flat mesh, 2 H n A_i on a curved one, A_i the vertex's Voronoi area; so the areas returned are
+    `mixed_areas`. Cotangents are clamped to +-10 so that slivers cannot produce huge weights.
     """
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
@@ -143,7 +143,31 @@ def cotangent_laplacian(vertices, faces):
         rows += [i, j, i, j]
         cols += [j, i, i, j]
         vals += [w, w, -w, -w]
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), vertex_areas(f, triangle_areas(v, f), len(v))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), mixed_areas(v, f)
+
+
+def mixed_areas(vertices, faces) -> np.ndarray:
+    """(N,) m^2: each vertex's mixed Voronoi area (Meyer et al. 2003). A triangle without an obtuse
+    angle gives each corner its Voronoi region, |e|^2 cot(opposite angle) / 8 for each of the two
+    edges there; an obtuse one gives half its area to the obtuse corner, a quarter to the others.
+
+    The area that turns L x = 2 H n A into a curvature: with a third of each triangle instead, a
+    sheet rolled into a cylinder on a square grid (corners of 4 and 8 triangles) stored 12.5 % more
+    bending energy than 1/2 k A / R^2."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    p = v[f]  # (F, 3 corners, 3)
+    edge = np.roll(p, -1, axis=1) - p  # edge k: corner k -> corner k+1
+    length2 = (edge**2).sum(2)
+    area = 0.5 * np.linalg.norm(np.cross(edge[:, 0], -edge[:, 2]), axis=1)
+    # Corner k's angle lies between edge k and the reversed edge k-1; its cotangent.
+    a, b = edge, -np.roll(edge, 1, axis=1)
+    cot = (a * b).sum(2) / np.maximum(np.linalg.norm(np.cross(a, b), axis=2), 1e-30)
+    # Corner k's Voronoi region: edge k (opposite corner k+2) and edge k-1 (opposite corner k+1).
+    voronoi = (length2 * np.roll(cot, -2, axis=1) + np.roll(length2, 1, axis=1) * np.roll(cot, -1, axis=1)) / 8.0
+    obtuse = cot < 0  # (F, 3) corners over 90 degrees
+    part = np.where(obtuse.any(1, keepdims=True), np.where(obtuse, 0.5, 0.25) * area[:, None], voronoi)
+    return segment_sum(f.reshape(-1), part.reshape(-1), len(v))
 
 
 def triangle_areas(x, faces):

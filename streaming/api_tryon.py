@@ -147,8 +147,17 @@ class TryOnHub:
         """Answers a viewer's SDP offer with a peer connection sending the session's video.
 
         `video_only` (a room's stage viewer) sends the video only: a "control" data channel the
-        viewer opens is closed, so it can neither steer the session nor read its stats.
+        viewer opens is closed, so it can neither steer the session nor read its stats. An offer
+        that cannot be used is refused (FitroomError `bad_sdp`) and logged: the viewer sees the
+        reason, the operator the session and the reason.
         """
+        try:
+            return await self._answer(session, offer, video_only)
+        except FitroomError as e:
+            log.warning("try-on %s: offer refused (%s): %s", session.id, e.code, e.message)
+            raise
+
+    async def _answer(self, session: TryOnSession, offer: SdpOffer, video_only: bool) -> dict:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         if offer.type != "offer":

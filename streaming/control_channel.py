@@ -19,6 +19,8 @@ Server -> viewer:
     {"type": "error", "error": code, "detail": message}       a refused message (and a log line)
 
 A refused message never touches the session, so the other viewers keep watching undisturbed.
+Messages over the rate limit are dropped with one `rate_limited` error a second, not one each: a
+viewer flooding the channel would otherwise get as many errors back as it sends.
 """
 
 from __future__ import annotations

@@ -275,6 +275,32 @@ def test_cloth_slides_down_a_slope_as_coulomb_says(contact_hold):
         assert abs(slide_on_a_slope(mu, contact_hold)) < 0.001, mu
 
 
+def test_contact_projection_by_hand():
+    """Active vertices inside the skin offset move out along the normal to it; others stay."""
+    v, f = square_cloth(2, 0.1, height=0.0)
+    solver = ClothSolver(build_cloth_model(v, f, PLAIN), SolverSettings(skin_offset=0.0025))
+    closest = np.zeros((4, 3))
+    normal = np.tile([0.0, 1.0, 0.0], (4, 1))
+    x = np.array([[0.0, 0.001, 0.0], [0.0, -0.004, 0.0], [0.3, 0.010, 0.2], [0.0, -0.001, 0.0]])
+    active = np.array([True, True, True, False])
+    out, push = solver._project(x, closest, normal, active)
+    np.testing.assert_allclose(push, [0.0015, 0.0065, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(out, [[0.0, 0.0025, 0.0], [0.0, 0.0025, 0.0], x[2], x[3]], atol=1e-15)
+
+
+def test_attached_triangle_sags_by_its_weight_over_the_spring():
+    """All three vertices of a triangle attached by 100 N/m springs: it translates without
+    deforming, so at rest each vertex hangs m g / k below its target (3.27 mm for 0.2 kg/m^2)."""
+    model = build_cloth_model(TRI_V, TRI_F, PLAIN, attached=np.ones(3, bool))
+    solver = ClothSolver(model, SolverSettings(attach_stiffness=100.0, self_thickness=0))
+    state = model.initial_state()
+    for _ in range(600):
+        solver.step(state, state)
+    sag = 0.2 * 0.5 / 3 * 9.81 / 100.0
+    np.testing.assert_allclose(state.positions, TRI_V - [0.0, sag, 0.0], atol=1e-9)
+    assert sag == pytest.approx(0.00327)
+
+
 def test_fabric_validation():
     with pytest.raises(FitroomError):
         Fabric("bad", -1.0, 1.0, 1.0, 1.0, 0.1, 1e-3, 0.3)

@@ -3,8 +3,8 @@ import pytest
 
 from engine.cloth_scenes import square_cloth
 from engine.backend import to_numpy
-from engine.cloth_topology import (boundary_vertices, clean_mesh, collapse_needles, non_manifold_edge_count,
-                                   triangle_areas, unique_edges, vertex_areas)
+from engine.cloth_topology import (boundary_vertices, clean_mesh, collapse_needles, mixed_areas,
+                                   non_manifold_edge_count, triangle_areas, unique_edges, vertex_areas)
 from fitroom.errors import FitroomError
 
 
@@ -53,6 +53,19 @@ def test_triangle_and_vertex_areas(xp):
     np.testing.assert_allclose(to_numpy(area), [0.5, 0.5])
     np.testing.assert_allclose(to_numpy(vertex_areas(f, area, 5)), [1 / 3, 1 / 6, 1 / 3, 1 / 6, 0.0])
     np.testing.assert_allclose(to_numpy(triangle_areas(v * xp.asarray([2.0, 1, 1]), f)), [1.0, 1.0])
+
+
+def test_mixed_areas_by_hand():
+    # The unit square's right triangles: each corner's Voronoi region (no obtuse angle), 1/4 each.
+    v = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    np.testing.assert_allclose(mixed_areas(v, np.array([[0, 1, 2], [0, 2, 3]])), [0.25] * 4)
+    # An obtuse triangle (120 degrees at vertex 0, area sqrt(3)/4): half there, a quarter each other.
+    w = np.array([[0.0, 0, 0], [1, 0, 0], [np.cos(2 * np.pi / 3), np.sin(2 * np.pi / 3), 0]])
+    np.testing.assert_allclose(mixed_areas(w, np.array([[0, 1, 2]])), np.sqrt(3) / 4 * np.array([0.5, 0.25, 0.25]))
+    # A 4 x 4 grid of 1/3 m squares: interior vertices own (1/3)^2 whatever their triangle count.
+    g, f = square_cloth(4, 1.0)
+    assert mixed_areas(g, f).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(mixed_areas(g, f).reshape(4, 4)[1:3, 1:3], 1 / 9)
 
 
 def face_normals_y(v, f):

@@ -165,3 +165,35 @@ def test_numpy_and_cupy_drapes_agree(small_skirt, reference_bodies, body_model_c
     assert np.abs(device.positions - host.positions).max() < 1e-4
     assert abs(device.penetration_mm.max() - host.penetration_mm.max()) < 0.1
     np.testing.assert_array_equal(device.faces, host.faces)
+
+
+def _falling_square(global_step: str = "projective"):
+    from engine.cloth_model import build_cloth_model
+    from engine.cloth_scenes import square_cloth
+    from engine.cloth_solver import ClothSolver, SolverSettings
+
+    v, f = square_cloth(8, 0.3, height=1.0)
+    model = build_cloth_model(v, f, fabric_preset("cotton_jersey"))
+    return model, ClothSolver(model, SolverSettings(global_step=global_step))
+
+
+def test_a_run_that_never_rests_stops_on_its_budget():
+    from engine.drape import settle
+
+    model, solver = _falling_square()  # nothing to land on: it falls for good
+    s = settle(solver, model.initial_state(), DrapeSettings(max_steps=12, min_steps=2))
+    assert (s.reason, s.steps) == ("budget", 12)
+    assert s.energy > DrapeSettings().energy_threshold
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's invalid-value warnings on the NaN
+@pytest.mark.parametrize("global_step", ["projective", "newton"])
+def test_a_step_that_is_not_finite_is_undone_and_stops_the_run(global_step):
+    from engine.drape import settle
+
+    model, solver = _falling_square(global_step)
+    state = model.initial_state()
+    model.mass[5] = np.nan  # a corrupted model: its first step gives NaN
+    s = settle(solver, state, DrapeSettings(max_steps=12, min_steps=2, relax_stiffness=0.0))
+    assert (s.reason, s.steps) == ("unstable", 1)
+    np.testing.assert_array_equal(s.state.positions, model.rest_positions)  # the step before it

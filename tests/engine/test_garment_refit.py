@@ -63,3 +63,32 @@ def test_transferred_weights_follow_the_pose(body_model_cpu):
     assert np.abs(moved - g.vertices).max() > 0.02  # the pose moved the sleeve
     signed = _signed(moved, posed_body, faces)
     assert signed.min() > 0.002  # skinned with the body, the whole shirt stays outside it
+
+
+def test_refit_puts_a_tshirt_outside_a_tall_thin_and_a_short_heavy_body(body_model_cpu):
+    """The M t-shirt, authored on the M reference body (168 cm, chest 92), refitted onto bodies
+    solved for 190 cm with chest 80 and 152 cm with chest 104 (the heaviest the body model's
+    shape range reaches at that height: asked for chest 112 / waist 98, it gives 103 / 80): every
+    vertex starts outside, and the hem keeps its height below the waist (the body, not the world,
+    carries the shirt)."""
+    from assets.procedural_garments import procedural_garment
+    from avatar.measurements import measure_body
+    from avatar.reference_body import rest_body, solve_shape
+
+    model = body_model_cpu
+    faces = np.asarray(model.faces)
+    g = procedural_garment(model, "tshirt", "M", "female", target_vertices=1500)
+    source = measure_body(g.body_vertices, model)
+    for goal in ({"chest_cm": 80.0, "waist_cm": 62.0, "hip_cm": 86.0, "stature_cm": 190.0},
+                 {"chest_cm": 104.0, "waist_cm": 82.0, "hip_cm": 106.0, "stature_cm": 152.0}):
+        body = rest_body(model, solve_shape(model, goal, gender=1.0)[0])
+        got = measure_body(body, model)
+        assert abs(got["stature_cm"] - goal["stature_cm"]) < 3.0 and abs(got["chest_cm"] - goal["chest_cm"]) < 5.0
+        moved, _ = refit(g.vertices, g.faces, g.body_vertices, body, faces, clearance=0.004)
+        assert _signed(moved, body, faces).min() >= 0.004 - 1e-6
+        assert abs(_hem_below_waist(moved, got) - _hem_below_waist(g.vertices, source)) < 0.03
+
+
+def _hem_below_waist(vertices, measurements) -> float:
+    """m from the waist's height down to the garment's lowest 1 % of vertices."""
+    return measurements["waist_height_cm"] / 100.0 - np.percentile(vertices[:, 1], 1)

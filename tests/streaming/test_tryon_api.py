@@ -76,9 +76,12 @@ def test_unknown_sessions_are_404(client):
     ({"sdp": "v=0\r\n", "type": "answer"}, "bad_sdp"),
     ({"type": "offer"}, "invalid_request"),
 ])
-def test_malformed_offers_get_a_clear_422(client, ready_session, offer, code):
-    body = _error(client.post(f"/api/v1/tryon/{ready_session['id']}/offer", json=offer), 422, code)
+def test_malformed_offers_get_a_clear_422(client, ready_session, offer, code, caplog):
+    with caplog.at_level("WARNING", logger="streaming.api_tryon"):
+        body = _error(client.post(f"/api/v1/tryon/{ready_session['id']}/offer", json=offer), 422, code)
     assert len(body["detail"]) < 500
+    if code == "bad_sdp":  # the operator's log names the session and why
+        assert f"try-on {ready_session['id']}: offer refused (bad_sdp): " in caplog.text
     assert client.get(f"/api/v1/tryon/{ready_session['id']}/stats").json()["peer_connections"] == 0
 
 
