@@ -117,7 +117,8 @@ def main() -> int:
         runs = [fitroom_run(garment, faces, fabric, xp, steps) for _ in range(args.repeats if settle else 1)]
         mine = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
         mine["seconds_runs"] = [r["seconds"] for r in runs]
-        equal = fitroom_equal_substep(garment, faces, fabric, xp, 1 / 60 / args.substeps, args.iterations)
+        equal = fitroom_equal_substep(garment, faces, fabric, xp, 1 / 60 / args.substeps, args.iterations,
+                                      (10, 40) if settle else (4, 12))
         row = {"vertices": len(garment.vertices), "fitroom": mine, "fitroom_at_newton_settings": equal}
         if newton is None:
             row["newton"] = {"error": missing}

@@ -63,6 +63,12 @@ def test_transferred_weights_follow_the_pose(body_model_cpu):
     assert np.abs(moved - g.vertices).max() > 0.02  # the pose moved the sleeve
     signed = _signed(moved, posed_body, faces)
     assert signed.min() > 0.002  # skinned with the body, the whole shirt stays outside it
+    # Refitted in body-relative coordinates instead (closest point and offset, the body's own
+    # triangles in the new pose), the shirt follows the arm as skinning does and stays outside.
+    refitted, _ = refit(g.vertices, g.faces, g.body_vertices, posed_body, faces, clearance=0.004)
+    assert _signed(refitted, posed_body, faces).min() >= 0.004 - 1e-6
+    sleeve = np.linalg.norm(moved - g.vertices, axis=1) > 0.02
+    assert np.median(np.linalg.norm(refitted[sleeve] - moved[sleeve], axis=1)) < 0.01
 
 
 def test_refit_puts_a_tshirt_outside_a_tall_thin_and_a_short_heavy_body(body_model_cpu):

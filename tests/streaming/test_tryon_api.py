@@ -105,9 +105,12 @@ def test_options_list_what_a_try_on_is_made_of(client):
 
 def test_the_look_downloads_as_glb_and_usdz(client, ready_session):
     pytest.importorskip("streaming.look_export")
+    from assets.khronos_validator import validate_many
+
     r = client.get(f"/api/v1/tryon/{ready_session['id']}/look.glb")
     assert r.status_code == 200 and r.headers["content-type"] == "model/gltf-binary"
-    assert r.content[:4] == b"glTF"
+    report, = validate_many([r.content])  # the file a headset or model-viewer loads, as served
+    assert report.num_errors == 0 and report.info["totalTriangleCount"] > 10000, report.errors
     r = client.get(f"/api/v1/tryon/{ready_session['id']}/look.usdz")
     assert r.status_code == 200 and r.content[:2] == b"PK"
 

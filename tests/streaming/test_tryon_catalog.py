@@ -160,6 +160,10 @@ def test_a_textured_garment_is_shown_and_exported_with_its_maps(shop, textured_s
     assert red.sum() > 500 and blue.sum() > 500, (red.sum(), blue.sum())  # both bands, not one colourway
 
     look = shop.get(f"{TRYON}/{doc['id']}/look.glb").content
+    from assets.khronos_validator import validate_many
+
+    report, = validate_many([look])
+    assert report.num_errors == 0, report.errors
     gltf = json.loads(look[20:20 + struct.unpack("<I", look[12:16])[0]])
     attributes = [p["attributes"] for m in gltf["meshes"] for p in m["primitives"]]
     assert sum("TEXCOORD_0" in a for a in attributes) == 1  # the garment's, not the body's

@@ -141,12 +141,49 @@ def _wait_changed(page, before: np.ndarray, timeout: float = 15.0, threshold: fl
     return diff
 
 
+def _pinch_out(page, x: float, y: float) -> None:
+    """Two fingers on the stage at (x +- 20, y) moving apart to +- 80 px: real touch input through
+    the DevTools protocol, which the browser turns into touch pointer events."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
+    for d in range(20, 81, 6):
+        points = [{"x": x - d, "y": y, "id": 1}, {"x": x + d, "y": y, "id": 2}]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart" if d == 20 else "touchMove", "touchPoints": points})
+        page.wait_for_timeout(15)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def _sent(page) -> list[dict]:
+    """The control messages sent since the last call."""
+    return page.evaluate("window.__sent.splice(0)")
+
+
+def _changes(page, act, kind: str, check) -> None:
+    """Does `act()`, then waits for the page to send a `kind` control message that passes `check`
+    and for the picture to change from what it was before."""
+    before = _snapshot(page)
+    act()
+    deadline, seen = time.monotonic() + 5.0, []
+    while time.monotonic() < deadline and not any(m["type"] == kind and check(m) for m in seen):
+        page.wait_for_timeout(50)
+        seen += _sent(page)
+    assert any(m["type"] == kind and check(m) for m in seen), (kind, seen)
+    assert _wait_changed(page, before) > 0.5, f"a {kind} message did not change the picture"
+
+
 @pytest.fixture
 def live(page, server):
     if not _has_tryon_api(server):
         pytest.skip("the try-on API (/api/v1/tryon) is not there yet")
     page.evaluate("""() => {
       window.__statuses = [];
+      window.__sent = [];  // the control messages the page sends, parsed
+      const send = RTCDataChannel.prototype.send;
+      RTCDataChannel.prototype.send = function (data) {
+        if (this.label === 'control') window.__sent.push(JSON.parse(data));
+        return send.call(this, data);
+      };
       const orig = window.fetch;
       window.fetch = async (...a) => {
         const r = await orig(...a);
@@ -197,6 +234,31 @@ def test_live_tryon(live):
         page.wait_for_timeout(20)
     page.mouse.up()
     assert _wait_changed(page, before) > 1.0, "an orbit did not change the picture"
+    assert any(m["type"] == "orbit" and m["d_yaw"] > 0 for m in _sent(page))
+
+    # The wheel zooms in, shift+drag pans, a two-finger pinch zooms, and each moves the picture.
+    page.wait_for_timeout(600)  # let the orbit settle
+    _sent(page)
+
+    def shift_drag():
+        page.keyboard.down("Shift")
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for i in range(1, 8):
+            page.mouse.move(x + 15 * i, y + 5 * i, steps=1)
+            page.wait_for_timeout(20)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+
+    page.mouse.move(x, y)  # the wheel scrolls what is under the mouse
+    _changes(page, lambda: page.mouse.wheel(0, -300), "zoom", lambda m: m["factor"] > 1.2)
+    _changes(page, shift_drag, "pan", lambda m: m["dx"] > 0.05 and m["dy"] > 0.0)
+    _changes(page, lambda: _pinch_out(page, x, y), "zoom", lambda m: m["factor"] > 1.5)
+    # Colourway, light and the fit map: each reaches the server and changes the picture.
+    _changes(page, lambda: page.locator("#colourways .chip >> nth=2").click(), "colourway", lambda m: True)
+    _changes(page, lambda: page.locator("#lights .chip >> nth=2").click(), "light", lambda m: m["name"] == "evening")
+    _changes(page, lambda: page.locator("#fitmap").check(), "fitmap", lambda m: m["on"] is True)
+    assert page.locator("#fitmap-legend").is_visible()
 
     # model-viewer points at the session's look.glb and look.usdz.
     mv = page.locator("model-viewer#look-viewer")
