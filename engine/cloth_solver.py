@@ -490,6 +490,10 @@ class ClothSolver:
         """(N,) bool: the held vertices at x (N, 3) to let go, whose springs pull them along the
         skin harder than mu times their push into the skin: static friction cannot hold them."""
         xp = self.model.xp
+        if self.model is not self.base_model:
+            # A relaxed membrane (`set_membrane_scale`) stretches under loads the true one carries;
+            # cloth let go then would slide where real fabric does not: it slides once stiffened.
+            return xp.zeros(len(x), bool)
         n = self._contact_normal
         d = self._anchor - x
         dn = rowdot(d, n)
@@ -497,10 +501,6 @@ class ClothSolver:
         # Forces, N: the spring's pull along the skin against mu times the push into the skin
         # (the spring's normal part plus last step's projection force).
         normal_force = hold * xp.maximum(dn, 0.0) + self.last_contact_force
-        if self.model is not self.base_model:
-            # A relaxed membrane (`set_membrane_scale`) stretches under loads the true one carries;
-            # cloth let go then would slide where real fabric does not: it slides once stiffened.
-            return xp.zeros(len(x), bool)
         return (hold > 0) & ~self._sliding & (hold * pull > self.model.fabric.friction * normal_force)
 
     def _self_contact(self, x, x0):
