@@ -150,10 +150,10 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
     return Look(garment, body, result, ease, size_ranking(model, garment, body), fabric)
 
 
-def garment_surface(look: Look, colour) -> dict:
+def garment_surface(look: Look, colour, fitmap: bool = True) -> dict:
     """The draped garment as drawn: the garment's `FrameSource.set_look` / `look_export` keyword
     arguments. garment_vertices (N, 3) float32, garment_faces (M, 3) int32, fitmap_colors (N, 3)
-    float32 (the strain colours), garment_colors: `colour` (3,) linear RGB (the colourway), or
+    float32 (the strain colours; left out when `fitmap` is False), garment_colors: `colour` (3,) linear RGB (the colourway), or
     None for a garment with a base colour texture (its texture is its colour); and for a garment
     with a material uv, texture, normal_map, roughness.
 
@@ -166,8 +166,9 @@ def garment_surface(look: Look, colour) -> dict:
     row = np.arange(len(r.positions)) if material is None else np.maximum(r.vertex_map, 0)  # -1: unused vertex
     out = {"garment_vertices": np.asarray(r.positions[row], np.float32),
            "garment_faces": np.asarray(r.faces if material is None else look.garment.faces, np.int32),
-           "fitmap_colors": np.asarray(strain_colors(r.strain_percent)[row], np.float32),
            "garment_colors": np.asarray(colour, np.float32)}
+    if fitmap:
+        out["fitmap_colors"] = np.asarray(strain_colors(r.strain_percent)[row], np.float32)
     if material is not None:
         out.update(uv=material.uv, texture=material.texture, normal_map=material.normal_map, roughness=material.roughness)
         if material.texture is not None:

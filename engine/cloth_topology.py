@@ -222,9 +222,9 @@ def collapse_needles(vertices, faces, ratio: float = 0.3, passes: int = 8):
                 continue
             around = [g for g in set(faces_of[a]) | set(faces_of[b]) if alive[g]]
             shared = [g for g in around if a in F[g] and b in F[g]]
-            ring = lambda v: {int(u) for g in around if v in F[g] for u in F[g]} - {a, b}  # noqa: E731
-            opposite = {int(u) for g in shared for u in F[g]} - {a, b}
-            if ring(a) & ring(b) != opposite or (len(shared) == 2 and on_boundary[a] and on_boundary[b]):
+            ring_a, ring_b = (_ring(F[around], v) - {a, b} for v in (a, b))
+            opposite = _ring(F[shared], a) - {a, b}
+            if ring_a & ring_b != opposite or (len(shared) == 2 and on_boundary[a] and on_boundary[b]):
                 continue  # merging would pinch the surface or join two openings
             if on_boundary[a] != on_boundary[b]:
                 places = [V[a] if on_boundary[a] else V[b]]
@@ -239,13 +239,18 @@ def collapse_needles(vertices, faces, ratio: float = 0.3, passes: int = 8):
             F[kept] = np.where(F[kept] == b, a, F[kept])
             alive[shared] = False
             target[target == b] = a
-            touched[list(ring(a) | {a, b})] = True
+            touched[list(ring_a | ring_b | {a, b})] = True
         F = F[alive]
         used = np.zeros(len(V), bool)
         used[F.ravel()] = True
         new_id = np.cumsum(used) - 1
         V, F, target = V[used], new_id[F], new_id[target]
     return V, F, target
+
+
+def _ring(faces, v: int) -> set:
+    """The vertices of those `faces` (K, 3) that hold vertex v, v included."""
+    return {int(u) for tri in faces.tolist() if v in tri for u in tri}
 
 
 def _turns_over(corners, moving, p, normals) -> bool:

@@ -397,10 +397,8 @@ def _look_args(session: TryOnSession) -> dict:
 
     if session.look is None:
         raise FitroomError("not_ready", f"The try-on is {session.status}; the look is there once it is ready.")
-    surface = garment_surface(session.look, session.colour)
-    del surface["fitmap_colors"]
     return {"body_vertices": np.asarray(session.look.body.vertices, np.float32), "body_faces": session.body_faces,
-            **surface}
+            **garment_surface(session.look, session.colour, fitmap=False)}
 
 
 @router.get("/{session_id}/look.glb", response_class=Response)

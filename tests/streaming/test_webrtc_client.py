@@ -151,3 +151,40 @@ def test_a_viewer_that_vanishes_without_closing_is_closed_and_counted_down(tryon
     finally:
         hub.liveness_timeout_s = None
     assert any("silent" in r.getMessage() and "closed" in r.getMessage() for r in caplog.records), caplog.text
+
+
+async def _vp8_scenario(url: str, hub) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        r = await client.post("/api/v1/tryon", json={"avatar": {"sex": "female", "size": "S"}, "garment": "dress"})
+        sid = r.json()["id"]
+        assert (await wait_status(client, sid))["status"] == "ready"
+        vp8 = await Viewer(url, sid, codec="vp8").connect()
+        frames = [await vp8.frame() for _ in range(5)]
+        assert picture(frames[-1]).std() > 10, "the VP8 frame is blank"
+        counters = [read_counter(f) for f in frames]
+        assert all(b > c for c, b in zip(counters, counters[1:])), counters
+        stats = (await client.get(f"/api/v1/tryon/{sid}/stats")).json()
+        assert (stats["codec"], stats["encoder"]) == ("vp8", "libvpx"), stats
+        before = await vp8.latest()
+        vp8.send({"type": "orbit", "d_yaw": 120, "d_pitch": 0})
+        assert await _changes(vp8, before) > 2.0
+
+        # An H.264-only viewer joins the same session: its own encode, the VP8 viewer keeps watching.
+        h264 = await Viewer(url, sid, codec="h264").connect()
+        assert picture(await h264.frame()).std() > 10
+        for viewer in (vp8, h264):
+            c0 = read_counter(await viewer.latest(0.2))
+            c1 = read_counter(await viewer.latest(0.5))
+            assert c1 > c0
+        assert hub.peer_count(sid) == 2
+        await vp8.close()
+        await h264.close()
+        t0 = time.monotonic()
+        while hub.peer_count() and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.1)
+        assert hub.peer_count() == 0
+
+
+def test_a_vp8_only_viewer_watches_and_turns_beside_an_h264_one(tryon_server):
+    """A browser that offers only VP8 (no H.264 decoder) gets libvpx's stream of the same session."""
+    asyncio.run(_vp8_scenario(tryon_server.url, tryon_server.hub))

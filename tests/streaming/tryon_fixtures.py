@@ -42,18 +42,22 @@ def picture(image: np.ndarray) -> np.ndarray:
 
 
 class Viewer:
-    """A Python WebRTC viewer: receive-only video and the `control` data channel."""
+    """A Python WebRTC viewer: receive-only video and the `control` data channel. codec: offer only
+    that one ("h264" or "vp8"), or None for aiortc's default offer (VP8 and H.264)."""
 
-    def __init__(self, base_url: str, session_id: str):
-        self.url, self.session_id = base_url, session_id
+    def __init__(self, base_url: str, session_id: str, codec: str | None = None):
+        self.url, self.session_id, self.codec = base_url, session_id, codec
         self.messages: list[dict] = []
         self.pc = self.channel = self.track = None
 
     async def connect(self, timeout: float = 20.0) -> "Viewer":
-        from aiortc import RTCPeerConnection, RTCSessionDescription
+        from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 
         self.pc = pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        if self.codec is not None:
+            codecs = RTCRtpReceiver.getCapabilities("video").codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == f"video/{self.codec}"])
         self.channel = pc.createDataChannel("control")
         opened = asyncio.Event()
         self.channel.on("open", opened.set)
