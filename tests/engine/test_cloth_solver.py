@@ -64,6 +64,37 @@ def test_linear_system_solves_and_refactors():
 
 
 @pytest.mark.parametrize("cholmod", [True, False])
+def test_a_few_diagonal_changes_update_the_factor_and_many_refactorise(cholmod):
+    """Holds added on a few rows and taken off others: CHOLMOD folds them into its factor (no new
+    factorisation) with the refactorised answer; SuperLU, or changes on more than
+    UPDATE_FRACTION of the rows, wait for a new factorisation. Either way the solve is exact."""
+    v, f = square_cloth(30, 0.3)  # 900 vertices: up to 18 rows are updated
+    model = build_cloth_model(v, f, fabric_preset("cotton_jersey"))
+    n = model.n_vertices
+    a = system_matrix(model, 1 / 60, np.zeros(n))
+    rhs = np.random.default_rng(1).normal(size=(n, 3))
+    system = LinearSystem(a, np, cholmod=cholmod)
+    system.solve(rhs)
+    few = np.zeros(n)
+    few[[3, 40, 41, 500]] = 800.0
+    expected = a.toarray() + np.diag(few)
+    system.add_to_diagonal(few)
+    np.testing.assert_allclose(system.solve(rhs), np.linalg.solve(expected, rhs), rtol=1e-9, atol=1e-12)
+    off = np.zeros(n)
+    off[[40, 500]], off[[7, 8]] = -800.0, 300.0  # two holds let go, two new ones
+    expected += np.diag(off)
+    system.add_to_diagonal(off)
+    np.testing.assert_allclose(system.solve(rhs), np.linalg.solve(expected, rhs), rtol=1e-9, atol=1e-12)
+    assert (system.factorisations, system.updates) == ((1, 2) if cholmod else (3, 0))
+    many = np.full(n, 100.0)
+    system.add_to_diagonal(many)
+    np.testing.assert_allclose(system.solve(rhs), np.linalg.solve(expected + np.diag(many), rhs), rtol=1e-9, atol=1e-12)
+    assert (system.factorisations, system.updates) == ((2, 2) if cholmod else (4, 0))
+    system.add_to_diagonal(np.zeros(n))  # nothing changed: nothing to do
+    assert (system.factorisations, system.updates) == ((2, 2) if cholmod else (4, 0))
+
+
+@pytest.mark.parametrize("cholmod", [True, False])
 def test_linear_system_solves_on_the_rhs_backend_and_factorises_lazily(xp, cholmod):
     """An (N, 3) rhs on `xp` gives x on `xp` with spsolve's answer; the matrix is factorised at
     the first solve only, and a refactor waits for the next solve (twice replaced, once factorised)."""
