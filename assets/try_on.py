@@ -153,9 +153,9 @@ def try_on(model: BodyModel, body: ShopperBody, garment: Garment, fabric: Fabric
 def garment_surface(look: Look, colour, fitmap: bool = True) -> dict:
     """The draped garment as drawn: the garment's `FrameSource.set_look` / `look_export` keyword
     arguments. garment_vertices (N, 3) float32, garment_faces (M, 3) int32, fitmap_colors (N, 3)
-    float32 (the strain colours; left out when `fitmap` is False), garment_colors: `colour` (3,) linear RGB (the colourway), or
-    None for a garment with a base colour texture (its texture is its colour); and for a garment
-    with a material uv, texture, normal_map, roughness.
+    float32 (the strain colours; left out when `fitmap` is False), garment_colors: `colour` (3,)
+    linear RGB (the colourway), or None for a garment with a base colour texture (its texture is
+    its colour); and for a garment with a material uv, texture, normal_map, roughness.
 
     A textured garment is drawn on its own vertices and faces as read, seams not welded (the drape
     welds them: each vertex takes its welded vertex's draped position), so that each side of a UV
