@@ -302,14 +302,18 @@ class ClothSolver:
         """The global matrix with contact hold springs on `held` (N,) host bool (the factorised
         hold set, `_held`), factorised at the next solve."""
         self._held = held
-        self.system.refactor(self.matrix + sp.diags(np.where(held, self.hold_stiffness, 0.0)))
+        self.system.refactor(self.matrix + sp.diags(self._hold_weights(held)))
 
     def _change_holds(self, held) -> None:
         """The factorised hold set becomes `held` (N,) host bool: only the changed rows' diagonal
         changes (`LinearSystem.add_to_diagonal`)."""
-        delta = np.where(held, self.hold_stiffness, 0.0) - np.where(self._held, self.hold_stiffness, 0.0)
+        delta = self._hold_weights(held) - self._hold_weights(self._held)
         self._held = held
         self.system.add_to_diagonal(delta)
+
+    def _hold_weights(self, held) -> np.ndarray:
+        """(N,) host N/m: the hold springs' stiffness on `held` (N,) host bool, zero elsewhere."""
+        return np.where(held, self.hold_stiffness, 0.0)
 
     def _project(self, x, closest, normal, active):
         """Moves active vertices out of their contact half-space; returns (x, pushed distance (N,))."""
@@ -520,7 +524,7 @@ class ClothSolver:
             self._change_holds(host)
         # The weights must be the factorised ones: a weight missing from the matrix but present
         # on the right-hand side would pull a vertex towards the origin.
-        return xp.asarray(np.where(self._held, self.hold_stiffness, 0.0))
+        return xp.asarray(self._hold_weights(self._held))
 
     def _slip(self, x, hold):
         """(N,) bool: the held vertices at x (N, 3) to let go, whose springs pull them along the

@@ -144,8 +144,9 @@ def settle(solver: ClothSolver, state: ClothState, settings: DrapeSettings, supp
 
     Stiffening does not always take the relaxed deformation back: on the XL body the dress's
     bodice ends stiffened at strain p95 103.7 % (its sides between waist and underarm, hanging
-    off the bust; the start: 100.0 %). So a stiffened drape whose strain p95 is over `relax_max_stretch` points above the
-    start's, or with more self-intersections than the start, is discarded once it rests: the run
+    off the bust; the start: 100.0 %). So a stiffened drape whose strain p95 is over
+    `relax_max_stretch` points above the start's, or with more self-intersections than the start,
+    is discarded once it rests: the run
     starts again from the start, unrelaxed, with a fresh step budget, so a discarded drape can take
     up to about twice `max_steps` (`relaxation`: `kept`, `discarded`; `unchecked` when the run
     ended before the check: budget, unstable; `off` when nothing was relaxed: relax_stiffness 0,
